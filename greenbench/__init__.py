@@ -1,0 +1,3 @@
+"""greenbench: published Green-AI and quantization claims as executable, baselined tests."""
+
+__version__ = "0.1.0"

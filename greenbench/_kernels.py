@@ -1,0 +1,147 @@
+"""Fused, parallel loops for the hot paths (numba): one pass per operation over the data.
+
+Each quantize kernel also counts the non-finite inputs it met, so that validation costs no extra
+pass; each dequantize kernel counts indices outside the quantizer's range. Callers raise on a
+non-zero count. Arithmetic is float64 whatever the input dtype, so results do not depend on it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba as nb
+import numpy as np
+
+# Below this many elements a parallel loop costs more in thread wake-ups than it saves.
+PARALLEL_MIN = 1 << 16
+
+
+class _Kernel:
+    """One loop compiled twice, serial and parallel; the call picks by the data's size."""
+
+    def __init__(self, func):
+        self.serial = nb.njit(cache=True, nogil=True)(func)
+        self.parallel = nb.njit(parallel=True, cache=True, nogil=True)(func)
+        self.__doc__ = func.__doc__
+
+    def __call__(self, data, *args):
+        return (self.parallel if data.size >= PARALLEL_MIN else self.serial)(data, *args)
+
+
+@_Kernel
+def midtread_quantize(x, step, qmax, out):
+    """Eq. 2.21, q = round(X/Δ) with ties away from zero, clipped to ±qmax."""
+    bad = 0
+    for i in nb.prange(x.size):
+        v = np.float64(x[i])
+        if not math.isfinite(v):
+            bad += 1
+            out[i] = 0
+            continue
+        t = abs(v) / step
+        f = math.floor(t)
+        q = min(np.int64(f) + (1 if t - f >= 0.5 else 0), qmax)
+        out[i] = -q if v < 0 else q
+    return bad
+
+
+@_Kernel
+def midrise_quantize(x, step, qmax, out):
+    """Eq. 2.23, q = s(X)·⌈|X|/Δ⌉ with ⌈t⌉ taken as ⌊t⌋+1 (bins [kΔ, (k+1)Δ)), s(0) = +1."""
+    bad = 0
+    for i in nb.prange(x.size):
+        v = np.float64(x[i])
+        if not math.isfinite(v):
+            bad += 1
+            out[i] = 1
+            continue
+        q = min(np.int64(math.floor(abs(v) / step)) + 1, qmax)
+        out[i] = -q if v < 0 else q
+    return bad
+
+
+@_Kernel
+def deadzone_quantize(x, step, delta, qmax, out):
+    """Eq. 2.25: 0 if |X| < δΔ, else s(X)·(⌊|X|/Δ − δ⌋ + 1), clipped to ±qmax."""
+    bad = 0
+    for i in nb.prange(x.size):
+        v = np.float64(x[i])
+        if not math.isfinite(v):
+            bad += 1
+            out[i] = 0
+            continue
+        t = abs(v) / step
+        if t < delta:
+            out[i] = 0
+        else:
+            q = min(np.int64(math.floor(t - delta)) + 1, qmax)
+            out[i] = -q if v < 0 else q
+    return bad
+
+
+@_Kernel
+def offset_dequantize(q, step, offset, qmax, allow_zero, out):
+    """X̂ = s(q)·Δ·(|q| + offset), and 0 for q = 0: Eqs. 2.22 (offset 0), 2.24 (−½), 2.26 (δ − ½)."""
+    bad = 0
+    for i in nb.prange(q.size):
+        k = np.int64(q[i])
+        a = abs(k)
+        if a > qmax or (k == 0 and not allow_zero):
+            bad += 1
+            out[i] = 0.0
+        elif k == 0:
+            out[i] = 0.0
+        else:
+            r = step * (a + offset)
+            out[i] = -r if k < 0 else r
+    return bad
+
+
+@_Kernel
+def affine_quantize(x, scale, zero_point, qmin, qmax, out):
+    """Seed 003: Q(r) = Int(r/S) − Z with Int rounding half up, clipped to [qmin, qmax]."""
+    bad = 0
+    for i in nb.prange(x.size):
+        v = np.float64(x[i])
+        if not math.isfinite(v):
+            bad += 1
+            out[i] = 0
+            continue
+        q = np.int64(math.floor(v / scale + 0.5)) - zero_point
+        out[i] = min(max(q, qmin), qmax)
+    return bad
+
+
+@_Kernel
+def affine_dequantize(q, scale, zero_point, qmin, qmax, out):
+    bad = 0
+    for i in nb.prange(q.size):
+        k = np.int64(q[i])
+        if k < qmin or k > qmax:
+            bad += 1
+            out[i] = 0.0
+        else:
+            out[i] = scale * (k + zero_point)
+    return bad
+
+
+@_Kernel
+def index_range(q):
+    lo = np.int64(q[0])
+    hi = np.int64(q[0])
+    for i in nb.prange(q.size):
+        k = np.int64(q[i])
+        lo = min(lo, k)
+        hi = max(hi, k)
+    return lo, hi
+
+
+@_Kernel
+def index_histogram(q, lo, bins, chunks):
+    """Counts of q − lo in [0, bins): one pass, one private histogram per chunk."""
+    per = (q.size + chunks - 1) // chunks
+    partial = np.zeros((chunks, bins), np.int64)
+    for c in nb.prange(chunks):
+        for i in range(c * per, min(q.size, (c + 1) * per)):
+            partial[c, np.int64(q[i]) - lo] += 1
+    return partial.sum(axis=0)

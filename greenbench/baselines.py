@@ -1,0 +1,198 @@
+"""Stored, machine-tagged baselines and the regression gate.
+
+Layout (like pytest-benchmark's storage): `baselines/<profile>/<claim>.json` holds one hardware
+profile's measured figures per test case, with the provenance of the run that recorded them and
+the outcome the claim had there; `baselines/paper/*.json` holds the papers' reference tables.
+Files are validated against a JSON schema on read, written atomically, and changed only when the
+user asks (`--update-baselines`).
+
+The gate compares ratios and statistics, not raw times: a metric regresses when it moves in its
+worse direction by more than 3 combined spreads (the baseline's and this run's).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from .claims import CLAIMS, ClaimRecord, Metric
+from .provenance import atomic_write_json, provenance
+
+SCHEMA_ID = "greenbench.baseline/1"
+PAPER_SCHEMA_ID = "greenbench.paper/1"
+GATE_SIGMAS = 3.0
+# Deterministic figures carry no spread; a change below this relative size is float noise.
+RELATIVE_FLOOR = 1e-6
+
+_METRIC = {
+    "type": "object",
+    "required": ["value", "spread"],
+    "properties": {
+        "value": {"type": "number"},
+        "spread": {"type": "number", "minimum": 0},
+        "better": {"enum": ["higher", "lower", None]},
+        "unit": {"type": "string"},
+    },
+    "additionalProperties": False,
+}
+
+BASELINE_SCHEMA = {
+    "type": "object",
+    "required": ["schema", "claim", "profile", "provenance", "cases"],
+    "properties": {
+        "schema": {"const": SCHEMA_ID},
+        "claim": {"enum": sorted(CLAIMS)},
+        "profile": {"type": "string", "minLength": 1},
+        "provenance": {"type": "object", "required": ["date", "hardware", "versions"]},
+        "cases": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "required": ["outcome", "metrics", "measured", "date"],
+                "properties": {
+                    "outcome": {"enum": ["reproduced", "not reproduced"]},
+                    "metrics": {"type": "object", "additionalProperties": _METRIC},
+                    "measured": {"type": "object"},
+                    "date": {"type": "string"},
+                    "note": {"type": "string"},
+                },
+            },
+        },
+    },
+}
+
+PAPER_SCHEMA = {
+    "type": "object",
+    "required": ["schema", "source", "description", "data"],
+    "properties": {
+        "schema": {"const": PAPER_SCHEMA_ID},
+        "source": {"type": "string", "minLength": 1},
+        "description": {"type": "string"},
+        "data": {"type": "object", "minProperties": 1},
+    },
+}
+
+
+class BaselineError(ValueError):
+    """A baseline file is unreadable or fails its schema."""
+
+
+def _load_validated(path: Path, schema: dict[str, Any]) -> dict[str, Any]:
+    try:
+        data = json.loads(Path(path).read_text())
+    except json.JSONDecodeError as exc:
+        raise BaselineError(f"{path}: not valid JSON ({exc})") from exc
+    try:
+        jsonschema.validate(data, schema)
+    except jsonschema.ValidationError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path) or "(top level)"
+        raise BaselineError(f"{path}: fails the baseline schema at {where}: {exc.message}") from exc
+    return data
+
+
+def load_paper_table(name: str, root: Path) -> dict[str, Any]:
+    """A transcribed reference table from `<root>/paper/<name>.json`, schema-checked."""
+    path = Path(root) / "paper" / f"{name}.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"paper baseline {path} is missing")
+    return _load_validated(path, PAPER_SCHEMA)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One metric of this run against its baseline."""
+
+    name: str
+    baseline: float | None
+    measured: float
+    spread: float  # combined spread used by the gate
+    status: str  # "ok", "improved", "regressed", "changed", "missing"
+
+    @property
+    def change(self) -> float | None:
+        if self.baseline is None or self.baseline == 0 or not math.isfinite(self.baseline):
+            return None
+        return (self.measured - self.baseline) / abs(self.baseline)
+
+    @property
+    def failed(self) -> bool:
+        return self.status in ("regressed", "changed")
+
+
+def compare_metric(name: str, measured: Metric, baseline: dict[str, Any] | None) -> Comparison:
+    if baseline is None:
+        return Comparison(name, None, measured.value, measured.spread, "missing")
+    old = float(baseline["value"])
+    if math.isinf(old) or math.isinf(measured.value):
+        status = "ok" if old == measured.value else "changed"
+        return Comparison(name, old, measured.value, 0.0, status)
+    spread = math.hypot(float(baseline["spread"]), measured.spread)
+    allowed = GATE_SIGMAS * spread + RELATIVE_FLOOR * max(abs(old), 1e-12)
+    delta = measured.value - old
+    better = measured.better or baseline.get("better")
+    if abs(delta) <= allowed:
+        status = "ok"
+    elif better is None:
+        status = "changed"
+    elif (delta > 0) == (better == "higher"):
+        status = "improved"
+    else:
+        status = "regressed"
+    return Comparison(name, old, measured.value, spread, status)
+
+
+class BaselineStore:
+    """The baselines of one hardware profile under a root folder."""
+
+    def __init__(self, root: Path, profile: str):
+        self.root = Path(root)
+        self.profile = profile
+
+    def path(self, claim_id: str) -> Path:
+        return self.root / self.profile / f"{claim_id}.json"
+
+    def load(self, claim_id: str) -> dict[str, Any] | None:
+        path = self.path(claim_id)
+        if not path.is_file():
+            return None
+        data = _load_validated(path, BASELINE_SCHEMA)
+        if data["claim"] != claim_id or data["profile"] != self.profile:
+            raise BaselineError(f"{path}: holds claim {data['claim']!r} of profile {data['profile']!r}, "
+                                f"expected {claim_id!r} of {self.profile!r}")
+        return data
+
+    def case(self, claim_id: str, case: str) -> dict[str, Any] | None:
+        data = self.load(claim_id)
+        return None if data is None else data["cases"].get(case)
+
+    def compare(self, record: ClaimRecord) -> list[Comparison]:
+        stored = self.case(record.claim_id, record.case)
+        metrics = stored["metrics"] if stored else {}
+        return [compare_metric(name, m, metrics.get(name)) for name, m in record.metrics.items()]
+
+    def update(self, record: ClaimRecord, outcome: str, run_provenance: dict[str, Any] | None = None) -> Path:
+        """Store this record as the profile's baseline for its case; other cases are kept."""
+        path = self.path(record.claim_id)
+        data = self.load(record.claim_id) or {
+            "schema": SCHEMA_ID, "claim": record.claim_id, "profile": self.profile, "cases": {}}
+        data["provenance"] = run_provenance or provenance()
+        data["cases"][record.case] = {
+            "outcome": outcome,
+            "metrics": {k: {"value": v.value, "spread": v.spread, "better": v.better, "unit": v.unit}
+                        for k, v in record.metrics.items()},
+            "measured": {k: v for k, v in record.measured.items() if isinstance(v, (int, float, str, bool))},
+            "date": data["provenance"]["date"],
+            **({"note": record.note} if record.note else {}),
+        }
+        jsonschema.validate(data, BASELINE_SCHEMA)  # never write what we could not read back
+        atomic_write_json(path, data)
+        return path
+
+    def profiles(self) -> list[str]:
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and p.name != "paper") \
+            if self.root.is_dir() else []

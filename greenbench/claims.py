@@ -1,0 +1,107 @@
+"""The claims of the source papers (SPEC §1) and the records their tests leave.
+
+A claim test computes its figure, states the claimed figure and tolerance, and hands both to a
+`ClaimRecord`; the pytest glue (conftest.py) stores the records, compares their metrics with the
+stored baseline and prints the claims table from them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Claim:
+    id: str
+    source: str
+    statement: str
+
+
+CLAIMS: dict[str, Claim] = {c.id: c for c in (
+    Claim("table1-counts", "000 Table 1",
+          "parameter counts and FLOPs (thop MACs) of the five CIFAR-10 networks"),
+    Claim("fp16-energy", "000 §4, Tables 2–3",
+          "AMP FP16 inference uses less energy than FP32 for all five networks; ResNet-34 −32.96 %"),
+    Claim("fp16-accuracy", "000 §4, Table 3",
+          "FP16 changes accuracy by no statistically significant amount (largest shift −0.73 pp)"),
+    Claim("laplacian-weights", "004 §3.4, Tables 3.2–3.3",
+          "trained weights are best modelled by a Laplacian (SSE rank 1st or 2nd for every model)"),
+    Claim("deadzone-optimal", "004 §2.7, §3.7.2, §4; Sullivan 1994",
+          "the deadzone family is (near) rate-distortion optimal for Laplacian sources and networks"),
+    Claim("compression-8x", "004 abstract, §3.7.3, Table 3.10",
+          "quantizing weights without retraining gives ≈ 8× (CR = 32/H) for ≤ 0.8 pp top-1 loss"),
+    Claim("mnist-energy", "001 Results",
+          "LeNet-5 and AlexNet reach similar MNIST accuracy while AlexNet uses ≈ 74.1 % more energy"),
+    Claim("carbon-accounting", "002 §3.1",
+          "emissions = energy (kWh) × regional carbon intensity (kg CO2/kWh)"),
+    Claim("affine-quantization", "003",
+          "Q(r) = Int(r/S) − Z with S = (β − α)/(2^b − 1); calibration chooses [α, β]"),
+)}
+
+
+def claim(claim_id: str) -> Claim:
+    try:
+        return CLAIMS[claim_id]
+    except KeyError:
+        raise ValueError(f"unknown claim {claim_id!r}; known: {', '.join(CLAIMS)}") from None
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A measured figure with its sampling spread (SD or SE) and which direction is better."""
+
+    value: float
+    spread: float = 0.0
+    better: str | None = None  # "higher", "lower" or None (a change either way matters)
+    unit: str = ""
+
+    def __post_init__(self) -> None:
+        if self.better not in (None, "higher", "lower"):
+            raise ValueError(f"better must be 'higher', 'lower' or None, got {self.better!r}")
+        if not (math.isfinite(self.value) or math.isinf(self.value)) or self.spread < 0:
+            raise ValueError(f"bad metric value {self.value!r} or spread {self.spread!r}")
+
+
+def format_value(value: Any) -> str:
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "n/a"
+        if value != 0 and (abs(value) >= 1e6 or abs(value) < 1e-3):
+            return f"{value:.4g}"
+        return f"{value:.4g}" if abs(value) < 100 else f"{value:,.1f}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
+
+
+@dataclass
+class ClaimRecord:
+    """What one claim test measured, what was claimed, and whether it held."""
+
+    claim_id: str
+    case: str
+    claimed: str
+    tolerance: str
+    measured: dict[str, Any]
+    holds: bool
+    metrics: dict[str, Metric] = field(default_factory=dict)
+    baseline: str = ""  # outcome of the baseline comparison, filled by the glue
+    note: str = ""
+
+    def measured_text(self) -> str:
+        return ", ".join(f"{k} {format_value(v)}" for k, v in self.measured.items())
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["metrics"] = {k: asdict(v) for k, v in self.metrics.items()}
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ClaimRecord:
+        metrics = {k: Metric(**v) for k, v in data.get("metrics", {}).items()}
+        return cls(**{**data, "metrics": metrics})
+
+
+VERDICTS = ("reproduced", "not reproduced", "not run")

@@ -1,0 +1,113 @@
+"""Where a measured figure comes from: hardware fingerprint, library versions, date.
+
+Every stored artifact (baseline, checkpoint, report) carries `provenance()`.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import re
+import tempfile
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+LIBRARIES = ("greenbench", "numpy", "scipy", "torch", "onnx", "onnxruntime", "onnxruntime-gpu", "codecarbon",
+             "constriction", "nvidia-ml-py")
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def _cpu_model() -> str:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or "unknown"
+    match = re.search(r"^model name\s*:\s*(.+)$", text, re.M)
+    return match.group(1).strip() if match else (platform.processor() or "unknown")
+
+
+def _gpu() -> dict[str, Any] | None:
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a dependency
+        return None
+    if not torch.cuda.is_available():
+        return None
+    info: dict[str, Any] = {"model": torch.cuda.get_device_name(0), "cuda": torch.version.cuda,
+                            "count": torch.cuda.device_count()}
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        info["driver"] = pynvml.nvmlSystemGetDriverVersion()
+        pynvml.nvmlShutdown()
+    except Exception:  # noqa: BLE001 - the driver version is optional detail, NVML may be absent
+        info["driver"] = "unknown"
+    return info
+
+
+@lru_cache(maxsize=1)
+def hardware_fingerprint() -> dict[str, Any]:
+    return {
+        "machine": platform.machine(),
+        "system": platform.system(),
+        "cpu_model": _cpu_model(),
+        "cpu_cores": os.cpu_count(),
+        "gpu": _gpu(),
+    }
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def hardware_profile(fingerprint: dict[str, Any] | None = None) -> str:
+    """The name baselines are stored under: the accelerator's model, or the CPU architecture.
+
+    CPU-only results of this suite are deterministic numerics, so machines of one architecture share
+    a profile; the full fingerprint is stored beside each baseline and differences are reported.
+    """
+    fp = fingerprint or hardware_fingerprint()
+    if fp.get("gpu"):
+        return "cuda-" + _slug(fp["gpu"]["model"])
+    return "cpu-" + _slug(fp["machine"] or "unknown")
+
+
+def provenance(**extra: Any) -> dict[str, Any]:
+    return {
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "profile": hardware_profile(),
+        "hardware": hardware_fingerprint(),
+        "versions": library_versions(),
+        **extra,
+    }
+
+
+def atomic_write_json(path: Path, payload: Any) -> None:
+    """Write JSON so that a reader sees the old file or the new one, never a torn one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(payload, handle, indent=2, sort_keys=True)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,184 @@
+"""Rate of quantization indices: entropy (thesis Eq. 2.31), CR and RE (Eqs. 3.1–3.2), and real coding.
+
+`entropy_bits` is O(n): one histogram pass, no sort. `encode_indices` entropy-codes an index array
+with constriction's range coder under its own empirical model, and `decode_indices` inverts it
+bit-exactly; the model (the symbol counts) travels in the stream's header, so the real size
+includes it.
+"""
+
+from __future__ import annotations
+
+import lzma
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from . import _kernels
+from .quantizers import as_index_array
+
+FP32_BITS = 32
+
+
+def index_counts(indices: Any) -> np.ndarray:
+    """Counts of each index value that occurs (zero counts dropped)."""
+    q = as_index_array(indices).reshape(-1)
+    lo, hi = _kernels.index_range(q)
+    bins = int(hi) - int(lo) + 1
+    if bins <= max(4 * q.size, 1 << 20):  # a histogram no larger than the data: O(n), no sort
+        counts = _kernels.index_histogram(q, np.int64(lo), bins, _histogram_chunks(q.size))
+    else:  # indices spread so thinly that a histogram would dwarf the data
+        counts = np.unique(q, return_counts=True)[1]
+    return counts[counts > 0]
+
+
+def _histogram_chunks(n: int) -> int:
+    import numba
+
+    return max(1, min(numba.get_num_threads(), n // 65536))
+
+
+def entropy_from_counts(counts: np.ndarray) -> float:
+    counts = np.asarray(counts, dtype=np.float64)
+    counts = counts[counts > 0]
+    if counts.size == 0:
+        raise ValueError("no symbols to take the entropy of")
+    p = counts / counts.sum()
+    return float(max(0.0, -(p * np.log2(p)).sum()))
+
+
+def entropy_bits(indices: Any) -> float:
+    """Zeroth-order entropy H = −Σ p log2 p of the index values, in bits per symbol (Eq. 2.31)."""
+    return entropy_from_counts(index_counts(indices))
+
+
+def compression_ratio(entropy: float, original_bits: int = FP32_BITS) -> float:
+    """CR = 32/H (Eq. 3.1), assuming an ideal entropy coder."""
+    if entropy <= 0:
+        return float("inf")
+    return original_bits / entropy
+
+
+def space_reduction(entropy: float, original_bits: int = FP32_BITS) -> float:
+    """RE = (32 − H)/32 (Eq. 3.2)."""
+    return (original_bits - entropy) / original_bits
+
+
+# --------------------------------------------------------------------------- real entropy coding
+
+_MAGIC = b"GBRC1"
+
+
+def _varints(values: np.ndarray) -> bytes:
+    out = bytearray()
+    for v in values.tolist():
+        while True:
+            byte = v & 0x7F
+            v >>= 7
+            out.append(byte | (0x80 if v else 0))
+            if not v:
+                break
+    return bytes(out)
+
+
+def _read_varints(data: bytes, count: int, pos: int) -> tuple[np.ndarray, int]:
+    values = np.empty(count, dtype=np.int64)
+    for i in range(count):
+        value = shift = 0
+        while True:
+            if pos >= len(data):
+                raise ValueError("coded stream is truncated (symbol table)")
+            byte = data[pos]
+            pos += 1
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                break
+        values[i] = value
+    return values, pos
+
+
+@dataclass(frozen=True)
+class CodedIndices:
+    """An entropy-coded index array and what it cost."""
+
+    data: bytes
+    count: int
+    entropy: float  # bits per symbol of the empirical distribution
+
+    @property
+    def bits_per_symbol(self) -> float:
+        return 8 * len(self.data) / self.count
+
+    @property
+    def overhead(self) -> float:
+        """Relative excess of the real size over the ideal n·H bits (inf when H = 0)."""
+        ideal = self.count * self.entropy
+        return (8 * len(self.data) - ideal) / ideal if ideal > 0 else float("inf")
+
+
+def encode_indices(indices: Any) -> CodedIndices:
+    """Range-code a flat index array under its empirical distribution; the header holds the model."""
+    import constriction
+
+    q = as_index_array(indices).reshape(-1).astype(np.int64)
+    lo, hi = int(q.min()), int(q.max())
+    counts = np.bincount(q - lo, minlength=hi - lo + 1)
+    used = np.flatnonzero(counts)
+    symbol_of = np.full(hi - lo + 1, -1, dtype=np.int64)
+    symbol_of[used] = np.arange(used.size)
+    header = _MAGIC + struct.pack("<qqI", lo, q.size, used.size)
+    table = _varints(np.diff(used, prepend=-1) - 1) + _varints(counts[used])  # gaps, then counts
+    payload = b""
+    if used.size > 1:  # one symbol needs no payload: the header says it all
+        model = constriction.stream.model.Categorical(counts[used].astype(np.float64), perfect=False)
+        encoder = constriction.stream.queue.RangeEncoder()
+        encoder.encode(symbol_of[q - lo].astype(np.int32), model)
+        payload = encoder.get_compressed().tobytes()
+    return CodedIndices(header + table + payload, q.size, entropy_from_counts(counts))
+
+
+def decode_indices(data: bytes) -> np.ndarray:
+    """The int64 index array that `encode_indices` coded into `data`."""
+    import constriction
+
+    fixed = len(_MAGIC) + struct.calcsize("<qqI")
+    if len(data) < fixed or not data.startswith(_MAGIC):
+        raise ValueError("not a greenbench coded index stream (bad magic or too short)")
+    lo, count, nsym = struct.unpack_from("<qqI", data, len(_MAGIC))
+    if count <= 0 or nsym <= 0 or nsym > count:
+        raise ValueError(f"corrupt coded index stream header (count {count}, symbols {nsym})")
+    gaps, pos = _read_varints(data, nsym, fixed)
+    counts, pos = _read_varints(data, nsym, pos)
+    if int(counts.sum()) != count:
+        raise ValueError("corrupt coded index stream: symbol counts do not add up")
+    values = lo + np.cumsum(gaps + 1) - 1
+    if nsym == 1:
+        return np.full(count, values[0], dtype=np.int64)
+    payload = data[pos:]
+    if len(payload) % 4:
+        raise ValueError("coded index stream is truncated (payload not whole 32-bit words)")
+    model = constriction.stream.model.Categorical(counts.astype(np.float64), perfect=False)
+    decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(payload, dtype=np.uint32).copy())
+    symbols = decoder.decode(model, count)
+    return values[symbols]
+
+
+def smallest_int_dtype(indices: np.ndarray) -> np.dtype:
+    lo, hi = int(indices.min()), int(indices.max())
+    for dtype in (np.int8, np.int16, np.int32):
+        info = np.iinfo(dtype)
+        if info.min <= lo and hi <= info.max:
+            return np.dtype(dtype)
+    return np.dtype(np.int64)
+
+
+def general_purpose_sizes(indices: Any) -> dict[str, int]:
+    """Bytes taken by zstd (level 19) and xz of the indices stored in their smallest integer type."""
+    import zstandard
+
+    q = as_index_array(indices).reshape(-1)
+    raw = q.astype(smallest_int_dtype(q)).tobytes()
+    return {"zstd-19": len(zstandard.ZstdCompressor(level=19).compress(raw)),
+            "xz": len(lzma.compress(raw, preset=9))}

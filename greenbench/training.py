@@ -1,0 +1,152 @@
+"""Seed 000's training protocol and deterministic evaluation; checkpoints with provenance.
+
+Adam (lr 1e-3), ReduceLROnPlateau on validation loss (patience 5, factor 0.1), cross-entropy,
+batch 32, seed 158763; the weights of the epoch with the best validation accuracy are kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .data import SPLIT_SEED, Dataset, to_network_input, train_validation_split
+from .models import build_network, network_spec
+from .provenance import atomic_write_json, provenance
+
+
+def autocast_context(device: str, dtype: torch.dtype | None):
+    """torch.autocast for `dtype` on `device`, or a no-op for full precision."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=torch.device(device).type, dtype=dtype)
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, inputs: torch.Tensor, batch_size: int = 256, device: str = "cpu",
+                   autocast_dtype: torch.dtype | None = None) -> np.ndarray:
+    """Logits (float32) of `model` on `inputs`, in eval mode, without test-time augmentation."""
+    model.eval().to(device)
+    outputs = []
+    for start in range(0, len(inputs), batch_size):
+        batch = inputs[start:start + batch_size].to(device, non_blocking=True)
+        with autocast_context(device, autocast_dtype):
+            outputs.append(model(batch).float().cpu())
+    return torch.cat(outputs).numpy()
+
+
+@dataclass
+class TrainingResult:
+    network: str
+    model: nn.Module
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = 0
+    validation_accuracy: float = 0.0
+    test_accuracy: float = 0.0
+    seconds: float = 0.0
+
+
+def _accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
+    return float((logits.argmax(1) == labels).mean())
+
+
+def train_network(network: str, dataset: Dataset, epochs: int, *, batch_size: int = 32, lr: float = 1e-3,
+                  seed: int = SPLIT_SEED, amp: bool = False, device: str = "cpu", progress: bool = True,
+                  train_limit: int | None = None) -> TrainingResult:
+    """Train `network` on `dataset` with seed 000's protocol; `train_limit` caps the training images."""
+    from tqdm.auto import tqdm
+
+    spec = network_spec(network)
+    torch.manual_seed(seed)
+    model = build_network(network, seed=seed).to(device)
+    train_idx, val_idx = train_validation_split(len(dataset.train_images), seed)
+    if train_limit is not None:
+        train_idx = train_idx[:train_limit]
+    x_train = to_network_input(dataset.train_images[train_idx], spec.input_shape)
+    y_train = torch.from_numpy(dataset.train_labels[train_idx])
+    x_val = to_network_input(dataset.train_images[val_idx], spec.input_shape)
+    y_val = dataset.train_labels[val_idx]
+    optimiser = torch.optim.Adam(model.parameters(), lr=lr)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimiser, patience=5, factor=0.1)
+    loss_fn = nn.CrossEntropyLoss()
+    amp_dtype = torch.float16 if amp and device.startswith("cuda") else (torch.bfloat16 if amp else None)
+    scaler = torch.amp.GradScaler(enabled=amp_dtype == torch.float16)
+    generator = torch.Generator().manual_seed(seed)
+    result = TrainingResult(network, model)
+    best_state: dict[str, torch.Tensor] | None = None
+    started = time.perf_counter()
+    for epoch in range(1, epochs + 1):
+        model.train()
+        order = torch.randperm(len(x_train), generator=generator)
+        batches = range(0, len(order), batch_size)
+        bar = tqdm(batches, desc=f"{network} epoch {epoch}/{epochs}", disable=not progress, leave=False)
+        running = 0.0
+        for start in bar:
+            idx = order[start:start + batch_size]
+            xb, yb = x_train[idx].to(device), y_train[idx].to(device)
+            optimiser.zero_grad(set_to_none=True)
+            with autocast_context(device, amp_dtype):
+                loss = loss_fn(model(xb), yb)
+            scaler.scale(loss).backward()
+            scaler.step(optimiser)
+            scaler.update()
+            running += float(loss) * len(idx)
+        val_logits = predict_logits(model, x_val, device=device)
+        val_loss = float(loss_fn(torch.from_numpy(val_logits), torch.from_numpy(y_val)))
+        val_acc = _accuracy(val_logits, y_val)
+        scheduler.step(val_loss)
+        result.history.append({"epoch": epoch, "train_loss": running / len(x_train), "val_loss": val_loss,
+                               "val_accuracy": val_acc, "lr": optimiser.param_groups[0]["lr"]})
+        if progress:
+            print(f"{network} epoch {epoch}: train loss {running / len(x_train):.4f} "
+                  f"val loss {val_loss:.4f} val acc {val_acc:.4f}", flush=True)
+        if best_state is None or val_acc > result.validation_accuracy:
+            result.validation_accuracy, result.best_epoch = val_acc, epoch
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    assert best_state is not None, "epochs must be at least 1"
+    model.load_state_dict(best_state)
+    result.seconds = time.perf_counter() - started
+    test_logits = predict_logits(model, to_network_input(dataset.test_images, spec.input_shape), device=device)
+    result.test_accuracy = _accuracy(test_logits, dataset.test_labels)
+    return result
+
+
+def save_checkpoint(model: nn.Module, path: Path, **details: Any) -> dict[str, Any]:
+    """Save an fp32 state dict as safetensors beside `<path>.json` holding its provenance."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    save_file(state, str(tmp))
+    tmp.replace(path)
+    record = provenance(weights_sha256=hashlib.sha256(path.read_bytes()).hexdigest(), **details)
+    atomic_write_json(path.with_suffix(".json"), record)
+    return record
+
+
+def load_checkpoint(path: Path) -> tuple[nn.Module, dict[str, Any]]:
+    """A network rebuilt from a checkpoint, after checking the weights' sha256 against its provenance."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    meta_path = path.with_suffix(".json")
+    if not path.is_file() or not meta_path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} or its provenance {meta_path} is missing")
+    meta = json.loads(meta_path.read_text())
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != meta.get("weights_sha256"):
+        raise ValueError(f"checkpoint {path}: sha256 {digest} differs from its provenance's "
+                         f"{meta.get('weights_sha256')}; the file is corrupt or was replaced")
+    model = build_network(meta["network"])
+    model.load_state_dict(load_file(str(path)))
+    return model.eval(), meta

@@ -1,0 +1,136 @@
+"""Quantizer-specific behaviour: the thesis's equivalences, μ-law's inverse, affine's range, parameters."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from greenbench.quantizers import (MINIFLOAT_FORMATS, Affine, Deadzone, Midrise, Midtread, Minifloat, MuLaw,
+                                   make_quantizer)
+
+finite = st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False)
+vectors = hnp.arrays(np.float64, st.integers(1, 64), elements=finite)
+levels = st.integers(2, 2**16)
+steps = st.floats(1e-4, 10.0)
+
+
+@pytest.mark.property
+@given(x=vectors, n=levels, xmax=st.floats(0.01, 100.0))
+def test_deadzone_half_is_midtread(x, n, xmax):
+    dz, mt = Deadzone(0.5, levels=n, xmax=xmax), Midtread(levels=n, xmax=xmax)
+    np.testing.assert_array_equal(dz.quantize(x), mt.quantize(x))
+    np.testing.assert_array_equal(dz.reconstruct(x), mt.reconstruct(x))
+
+
+@pytest.mark.property
+@given(x=vectors, n=levels, xmax=st.floats(0.01, 100.0))
+def test_deadzone_zero_is_midrise(x, n, xmax):
+    dz, mr = Deadzone(0.0, levels=n, xmax=xmax), Midrise(levels=n, xmax=xmax)
+    np.testing.assert_array_equal(dz.quantize(x), mr.quantize(x))
+    np.testing.assert_array_equal(dz.reconstruct(x), mr.reconstruct(x))
+
+
+@pytest.mark.property
+@given(x=vectors, step=steps, delta=st.floats(0.0, 0.99))
+def test_deadzone_zero_bin_is_exactly_eq_2_25(x, step, delta):
+    q = Deadzone(delta, step=step).quantize(x)
+    np.testing.assert_array_equal(q == 0, np.abs(x) / step < delta)
+
+
+def test_thesis_equations_on_hand_values():
+    # Δ = 0.5: midtread rounds (ties away from zero), midrise has no zero level, deadzone δ = 0.7 widens zero
+    x = np.array([-1.3, -0.25, 0.0, 0.2, 0.25, 0.36, 1.3])
+    np.testing.assert_array_equal(Midtread(step=0.5).quantize(x), [-3, -1, 0, 0, 1, 1, 3])
+    np.testing.assert_allclose(Midrise(step=0.5).reconstruct(x), [-1.25, -0.25, 0.25, 0.25, 0.25, 0.25, 1.25])
+    np.testing.assert_array_equal(Deadzone(0.7, step=0.5).quantize(x), [-2, 0, 0, 0, 0, 1, 2])
+    np.testing.assert_allclose(Deadzone(0.7, step=0.5).reconstruct(x), [-1.1, 0, 0, 0, 0, 0.6, 1.1])
+
+
+def test_levels_set_the_step_like_the_thesis_grid():
+    # levels 2^i over [−1, 1]: Δ = 2/2^i
+    for i in (2, 8, 24):
+        assert Midtread(levels=2**i).step == 2 / 2**i
+    q = Midrise(levels=4)
+    np.testing.assert_allclose(q.dequantize(np.array([-2, -1, 1, 2])), [-0.75, -0.25, 0.25, 0.75])
+    assert q.quantize(np.array([5.0]))[0] == 2  # clipped to the outermost level
+
+
+@pytest.mark.property
+@given(x=hnp.arrays(np.float64, st.integers(1, 64), elements=st.floats(-2.0, 2.0)),
+       mu=st.floats(0.5, 1e4), xmax=st.floats(0.1, 2.0))
+def test_mulaw_expander_inverts_compressor(x, mu, xmax):
+    q = MuLaw(256, mu=mu, xmax=xmax)
+    inside = np.clip(x, -xmax, xmax)
+    np.testing.assert_allclose(q.expand(q.compress(inside)), inside, rtol=1e-9, atol=1e-12 * xmax)
+    y = np.linspace(-xmax, xmax, 101)
+    np.testing.assert_allclose(q.compress(q.expand(y)), y, rtol=1e-9, atol=1e-12 * xmax)
+    assert np.all(np.abs(q.compress(x)) <= xmax)
+
+
+@pytest.mark.property
+@given(bits=st.integers(2, 16), alpha=st.floats(-100.0, 0.0), width=st.floats(1e-3, 200.0))
+def test_affine_maps_range_ends_and_keeps_zero_exact(bits, alpha, width):
+    beta = alpha + width
+    assume(beta >= 0.0 and beta > alpha)
+    q = Affine(bits, alpha, beta)
+    ends = q.quantize(np.array([alpha, beta]))
+    assert ends[0] == q.qmin and ends[1] == q.qmax
+    assert q.reconstruct(np.array([0.0]))[0] == 0.0
+    assert q.scale == pytest.approx((beta - alpha) / (2**bits - 1))
+
+
+@pytest.mark.property
+@given(x=hnp.arrays(np.float64, st.integers(2, 200), elements=st.floats(-50, 50)), bits=st.integers(2, 12),
+       method=st.sampled_from(["minmax", "percentile"]))
+def test_affine_calibration_covers_data_and_zero(x, bits, method):
+    q = Affine.calibrate(x, bits, method=method, percentile=99.0)
+    assert q.alpha <= 0.0 <= q.beta
+    if method == "minmax":
+        assert q.alpha <= x.min() and q.beta >= x.max()
+        assert np.all(np.abs(q.reconstruct(x) - x) <= q.scale / 2 * (1 + 1e-9) + 1e-12)
+
+
+def test_minifloat_formats_of_table_3_5():
+    assert len(MINIFLOAT_FORMATS) == 13
+    half = Minifloat(5, 10)
+    assert half.bias == 15 and Minifloat(4, 3).bias == 7 and Minifloat(0, 3).bias == 0
+    # normalised-only 1/4/3: smallest 2^−7, largest 2^8·(2 − 2^−3), 2·16·8 levels
+    q = Minifloat(4, 3)
+    assert q.min_normal == 2.0**-7 and q.max_value == 2.0**8 * 1.875 and q.max_levels == 256
+    np.testing.assert_array_equal(q.reconstruct(np.array([0.0, 1e-9, 1e9, -3.3])), [2**-7, 2**-7, 480.0, -3.25])
+
+
+def test_minifloat_rounds_ties_to_even():
+    q = Minifloat(3, 2)  # spacing 0.25 in [1, 2)
+    np.testing.assert_array_equal(q.reconstruct(np.array([1.125, 1.375, 1.625, 1.875])), [1.0, 1.5, 1.5, 2.0])
+
+
+@pytest.mark.parametrize("name, params, problem", [
+    ("midtread", {"levels": 1}, "levels must be ≥ 2"),
+    ("midtread", {"levels": 2.5}, "levels must be an integer"),
+    ("midrise", {}, "either levels"),
+    ("midrise", {"levels": 4, "step": 0.1}, "either levels"),
+    ("midrise", {"step": 0.0}, "step must be >"),
+    ("deadzone", {"delta": 1.0, "levels": 8}, r"delta must lie in \[0, 1\)"),
+    ("deadzone", {"delta": -0.1, "levels": 8}, "delta must be ≥ 0"),
+    ("deadzone", {"delta": math.nan, "levels": 8}, "delta must be finite"),
+    ("mulaw", {"levels": 16, "mu": 0}, "mu must be >"),
+    ("minifloat", {"exponent_bits": 1, "mantissa_bits": 2, "zero": True, "specials": True}, "no normal numbers"),
+    ("affine", {"bits": 8, "alpha": 0.5, "beta": 1.0}, "must contain 0"),
+    ("affine", {"bits": 0, "alpha": -1.0, "beta": 1.0}, "bits must be"),
+    ("sparkle", {}, "unknown quantizer 'sparkle'"),
+    ("midtread", {"colour": 3}, "bad parameters"),
+])
+def test_bad_parameters_raise_clear_errors(name, params, problem):
+    with pytest.raises(ValueError, match=problem):
+        make_quantizer(name, **params)
+
+
+def test_affine_calibration_rejects_unknown_method():
+    with pytest.raises(ValueError, match="unknown calibration method"):
+        Affine.calibrate(np.array([0.1, 0.2]), 8, method="mse")

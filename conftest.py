@@ -156,3 +156,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         marker = item.get_closest_marker("claim")
         if marker and marker.args:
             item.user_properties.append(("greenbench.claim_id", marker.args[0]))
+
+
+@pytest.fixture(scope="session")
+def fashion_mnist():
+    """The real Fashion-MNIST (checksums verified), or a skip that says what is missing and how to get it."""
+    from greenbench.data import DatasetMissingError, load_dataset
+
+    try:
+        return load_dataset("fashion-mnist")
+    except DatasetMissingError as exc:
+        pytest.skip(str(exc))

@@ -197,3 +197,45 @@ def build_network(name: str, seed: int | None = None) -> nn.Module:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return spec.build()
+
+
+# --------------------------------------------------------------------------- counting (thop's convention)
+
+def count_parameters(model: nn.Module) -> int:
+    """Trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def _module_macs(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> int:
+    """Multiply-accumulates of one leaf module as the thop library counts them (SPEC §3)."""
+    if isinstance(module, nn.Conv2d):
+        kh, kw = module.kernel_size
+        return output.numel() * (module.in_channels // module.groups) * kh * kw
+    if isinstance(module, nn.Linear):
+        return output.numel() * module.in_features
+    if isinstance(module, nn.BatchNorm2d):
+        return (4 if module.affine else 2) * inputs[0].numel()
+    if isinstance(module, nn.AdaptiveAvgPool2d):
+        in_h, in_w = inputs[0].shape[-2:]
+        out_h, out_w = output.shape[-2:]
+        window = -(-in_h // out_h) * -(-in_w // out_w)  # ceil division: the largest pooling window
+        return (window + 1) * output.numel()
+    return 0  # ReLU, max-pooling, dropout, flatten: no multiply-accumulates in thop's count
+
+
+def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
+    """Multiply-accumulates of one forward pass on a batch of one (thop's "FLOPs")."""
+    total = 0
+
+    def hook(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+        nonlocal total
+        total += _module_macs(module, inputs, output)
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if not list(m.children())]
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, *input_shape))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return total

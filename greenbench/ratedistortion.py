@@ -193,8 +193,23 @@ def design_ecsq(source: EmpiricalSource, lagrangian: float, initial_step: float 
 # --------------------------------------------------------------------------- curves and bounds
 
 def sweep(make: Callable[[float], Quantizer], grid: Iterable[float], source: EmpiricalSource, label: str,
-          centroids: bool = False) -> list[RDPoint]:
-    return [evaluate(make(g), source, f"{label}@{g:.6g}", centroids) for g in grid]
+          centroids: bool = False, max_rate: float = math.inf, max_cells: int = 1 << 15) -> list[RDPoint]:
+    """Evaluate `make(g)` over a grid; stops once the rate exceeds `max_rate` (grids ordered by rate).
+
+    Settings with more than `max_cells` cells over the source are skipped: their rate is far above
+    any rate this suite compares at, and locating that many edges is what costs time.
+    """
+    points = []
+    for g in grid:
+        quantizer = make(g)
+        ends = quantizer.quantize(np.array([source.x[0], source.x[-1]]))
+        if int(ends[1]) - int(ends[0]) > max_cells:
+            continue
+        point = evaluate(quantizer, source, f"{label}@{g:.6g}", centroids)
+        points.append(point)
+        if point.rate > max_rate:
+            break
+    return points
 
 
 def pareto_front(points: Sequence[RDPoint]) -> tuple[np.ndarray, np.ndarray]:
@@ -214,8 +229,17 @@ def pareto_front(points: Sequence[RDPoint]) -> tuple[np.ndarray, np.ndarray]:
 def snr_at_rates(points: Sequence[RDPoint], rates: Sequence[float]) -> np.ndarray:
     """SNR of the operational curve (Pareto front, linear between points) at each rate; NaN off its span."""
     r, s = pareto_front(points)
-    out = np.interp(rates, r, s, left=np.nan, right=np.nan)
-    return out
+    if r.size == 0:
+        return np.full(len(rates), np.nan)
+    return np.interp(rates, r, s, left=np.nan, right=np.nan)
+
+
+def family_snr_at_rates(curves: Sequence[Sequence[RDPoint]], rates: Sequence[float]) -> np.ndarray:
+    """A family's SNR at each rate: the best of its member curves (each one shape, swept in step or scale)."""
+    with np.errstate(invalid="ignore"):
+        stacked = np.array([snr_at_rates(c, rates) for c in curves])
+    return np.where(np.all(np.isnan(stacked), axis=0), np.nan, np.nanmax(np.where(np.isnan(stacked), -np.inf,
+                                                                                      stacked), axis=0))
 
 
 def shannon_lower_bound_snr(rate: float | np.ndarray, dist: stats.rv_continuous) -> np.ndarray:
@@ -225,5 +249,61 @@ def shannon_lower_bound_snr(rate: float | np.ndarray, dist: stats.rv_continuous)
     return 10 * np.log10(float(dist.var()) / d)
 
 
-def codebook_from_partition(cells: Partition) -> Codebook:
-    return Codebook(cells.edges, cells.points)
+def snr_standard_error_db(n: int, error_kurtosis: float = 1.8) -> float:
+    """Sampling SE of an SNR estimate from n samples: (10/ln 10)·√((κ − 1)/n), κ = E[e⁴]/E[e²]².
+
+    κ = 1.8 for the uniform error of a fine quantizer; coarse quantizers have larger κ.
+    """
+    return 10 / math.log(10) * math.sqrt((error_kurtosis - 1) / n)
+
+
+# ----------------------------------------------------------------------------- the family study
+
+DELTA_GRID = tuple(round(0.05 * k, 2) for k in range(1, 20))  # 0.05 … 0.95 (0 is midrise, 0.5 midtread)
+
+
+@dataclass
+class FamilyStudy:
+    """SNR (dB) at given rates for each quantizer family on one source."""
+
+    rates: np.ndarray
+    snr: dict[str, np.ndarray]
+    points: dict[str, int]  # how many settings were evaluated per family
+
+    def best(self, families: Iterable[str]) -> np.ndarray:
+        with np.errstate(invalid="ignore"):
+            return np.nanmax(np.array([self.snr[f] for f in families]), axis=0)
+
+
+def study_families(source: EmpiricalSource, rates: Sequence[float], grid_points: int = 90) -> FamilyStudy:
+    """Every family of SPEC §2 (and the optima) swept over step/scale on one source, read at `rates`.
+
+    Steps and scales are relative to the source's standard deviation, so the grids fit any source.
+    """
+    from .quantizers import MINIFLOAT_FORMATS, Midrise, Midtread, Minifloat, MuLaw
+
+    sigma = math.sqrt(source.variance) or 1.0
+    top = max(rates) + 0.5
+    steps = sigma * np.geomspace(8.0, 2.0 ** -(top + 1), grid_points)  # coarse → fine: rate increases
+    curves: dict[str, list[list[RDPoint]]] = {}
+    curves["midtread"] = [sweep(lambda s: Midtread(step=s), steps, source, "midtread", max_rate=top)]
+    curves["midrise"] = [sweep(lambda s: Midrise(step=s), steps, source, "midrise", max_rate=top)]
+    curves["deadzone"] = [sweep(lambda s, d=d: Deadzone(d, step=s), steps, source, f"deadzone δ={d}",
+                                max_rate=top) for d in DELTA_GRID]
+    curves["deadzone δ=0.7"] = [c for d, c in zip(DELTA_GRID, curves["deadzone"]) if d == 0.7]
+    curves["deadzone-centroid"] = [sweep(lambda s, d=d: Deadzone(d, step=s), steps, source, f"centroid δ={d}",
+                                         centroids=True, max_rate=top) for d in DELTA_GRID]
+    levels = np.unique(np.geomspace(2, 2 ** (top + 4), grid_points).astype(int))
+    curves["mu-law"] = [sweep(lambda n, xm=xm: MuLaw(int(n), xmax=xm * sigma), levels, source, f"mu-law {xm}σ",
+                              max_rate=top) for xm in (1, 2, 4, 8, 16)]
+    for e, m in MINIFLOAT_FORMATS:
+        emax = 2**e - 1 - (2 ** (e - 1) - 1 if e else 0)
+        emin = -(2 ** (e - 1) - 1 if e else 0)
+        scales = sigma * 2.0 ** -np.arange(emin - 3, emax + 3, 0.125)
+        curves[f"minifloat 1/{e}/{m}"] = [sweep(lambda sc, e=e, m=m: Minifloat(e, m, scale=sc), scales, source,
+                                                f"minifloat 1/{e}/{m}", max_cells=1 << 12)]
+    lambdas = source.variance * np.geomspace(3.0, 2.0 ** -(2 * top + 2), grid_points // 2)
+    curves["ecsq"] = [[evaluate(design_ecsq(source, lam), source, f"ecsq λ={lam:.3g}") for lam in lambdas]]
+    rates_arr = np.asarray(rates, dtype=np.float64)
+    return FamilyStudy(rates_arr, {f: family_snr_at_rates(c, rates_arr) for f, c in curves.items()},
+                       {f: sum(len(x) for x in c) for f, c in curves.items()})

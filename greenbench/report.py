@@ -37,19 +37,27 @@ def _cell(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def render_claims_table(rows: Sequence[ClaimRow], tablefmt: str = "simple", width: int = 60) -> str:
+def split_case(case: str) -> tuple[str, str]:
+    """'test_some_check[param]' -> ('some check', 'param')."""
+    name, _, param = case.partition("[")
+    return name.removeprefix("test_").replace("_", " "), param.rstrip("]")
+
+
+def render_claims_table(rows: Sequence[ClaimRow], tablefmt: str = "simple", width: int = 48) -> str:
     table = []
     for row in rows:
         rec = row.record
+        check, param = split_case(row.case)
         claimed = f"{rec.claimed} ({rec.tolerance})" if rec else "—"
         measured = rec.measured_text() if rec else "—"
         verdict = row.verdict + (f": {row.reason}" if row.reason else "")
-        table.append([row.claim_id, row.source, _cell(row.case, 40), _cell(claimed, width), _cell(measured, width),
-                      (rec.baseline if rec and rec.baseline else "—"), _cell(verdict, width)])
+        table.append([row.claim_id, row.source, _cell(check, 36), _cell(param, 16), _cell(claimed, width),
+                      _cell(measured, width), _cell(rec.baseline if rec and rec.baseline else "—", 24),
+                      _cell(verdict, width)])
     summary = {v: sum(r.verdict == v for r in rows) for v in ("reproduced", "not reproduced", "not run")}
     footer = ", ".join(f"{n} {v}" for v, n in summary.items())
-    return tabulate(table, headers=["claim", "source", "case", "claimed", "measured", "baseline", "verdict"],
-                    tablefmt=tablefmt) + f"\n{len(rows)} claim checks: {footer}"
+    headers = ["claim", "source", "check", "case", "claimed", "measured", "baseline", "verdict"]
+    return tabulate(table, headers=headers, tablefmt=tablefmt) + f"\n{len(rows)} claim checks: {footer}"
 
 
 def write_markdown_report(path: Path, title: str, sections: Sequence[tuple[str, str]]) -> Path:

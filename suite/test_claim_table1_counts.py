@@ -1,0 +1,29 @@
+"""Claim `table1-counts` — seed 000, Table 1 (transcribed in baselines/paper/seed000-table1.json).
+
+Trainable parameters must equal Table 1 exactly; FLOPs (thop's multiply-accumulates, SPEC §3) within
+0.01 %. Four networks match exactly; VGG-11 counts 4,096 more (its 2×2 → 2×2 adaptive pool).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from greenbench.baselines import load_paper_table
+from greenbench.claims import Metric
+from greenbench.models import CIFAR_NETWORKS, build_network, count_macs, count_parameters, network_spec
+
+pytestmark = pytest.mark.claim("table1-counts")
+
+
+@pytest.mark.parametrize("network", CIFAR_NETWORKS)
+def test_parameters_and_flops_match_table_1(network, baseline_root, claim):
+    paper = load_paper_table("seed000-table1", baseline_root)["data"][network]
+    model = build_network(network, seed=0)
+    params = count_parameters(model)
+    flops = count_macs(model, network_spec(network).input_shape)
+    flops_error = (flops - paper["flops"]) / paper["flops"]
+    claim.verdict(params == paper["parameters"] and abs(flops_error) <= 1e-4,
+                  claimed=f"{paper['parameters']:,} parameters, {paper['flops']:,} FLOPs",
+                  tolerance="parameters exact, FLOPs ± 0.01 %",
+                  measured={"parameters": params, "FLOPs": flops, "FLOPs error %": 100 * flops_error},
+                  metrics={"parameters": Metric(float(params)), "flops": Metric(float(flops))})

@@ -29,6 +29,17 @@ settings.register_profile("nightly", max_examples=2000, deadline=None, print_blo
                           suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("GREENBENCH_HYPOTHESIS_PROFILE", "dev"))
 
+if os.environ.get("PYTEST_XDIST_WORKER"):  # one thread per worker: the workers already fill the cores
+    os.environ.setdefault("GREENBENCH_THREADS", "1")
+if os.environ.get("GREENBENCH_THREADS"):
+    import numba
+    import torch
+
+    torch.set_num_threads(int(os.environ["GREENBENCH_THREADS"]))
+    numba.set_num_threads(min(int(os.environ["GREENBENCH_THREADS"]), numba.config.NUMBA_NUM_THREADS))
+
+FIXTURES = ROOT / "fixtures"
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("greenbench")
@@ -37,6 +48,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--update-baselines", action="store_true",
                     help="store this run's claim figures as the baselines of this hardware profile")
     group.addoption("--claims-json", default=None, help="also write the claims table rows to this JSON file")
+    group.addoption("--report-dir", default=None,
+                    help="write the runs' artifacts (rate–accuracy points, FP16 benchmarks) here for the report")
 
 
 class ClaimCheck:
@@ -112,6 +125,14 @@ class ClaimsTable:
             row.verdict = "reproduced"
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
+        deselected = self.config.stash.get(_GPU_DESELECTED, [])
+        if deselected:
+            terminalreporter.write_line(f"greenbench: {len(deselected)} GPU tests not run: {NO_CUDA}")
+        for item in deselected:
+            marker = item.get_closest_marker("claim")
+            if marker and marker.args and "claim" in item.fixturenames:
+                self.rows[item.nodeid] = ClaimRow(marker.args[0], CLAIMS[marker.args[0]].source, item.name,
+                                                  "not run", "no CUDA device")
         if not self.rows:
             return
         rows = sorted(self.rows.values(), key=lambda r: (list(CLAIMS).index(r.claim_id), r.case))
@@ -121,6 +142,11 @@ class ClaimsTable:
         if path:
             atomic_write_json(Path(path), {"provenance": self.config.stash[_PROVENANCE],
                                            "rows": [r.to_json() for r in rows]})
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and session.config.stash.get(_GPU_DESELECTED, []):
+        session.exitstatus = pytest.ExitCode.OK  # only GPU tests were asked for and there is no GPU: a clean skip
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -151,11 +177,24 @@ def claim(request: pytest.FixtureRequest, baseline_store: BaselineStore) -> Clai
     return check
 
 
+_GPU_DESELECTED = pytest.StashKey[list]()
+
+
+@pytest.hookimpl(trylast=True)  # after -m has chosen the items
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    import torch
+
+    gpu = [item for item in items if item.get_closest_marker("gpu")]
+    if gpu and not torch.cuda.is_available():  # `pytest -m gpu` here: one line says why, not one per test
+        items[:] = [item for item in items if not item.get_closest_marker("gpu")]
+        config.hook.pytest_deselected(items=gpu)
+        config.stash[_GPU_DESELECTED] = gpu
     for item in items:
         marker = item.get_closest_marker("claim")
-        if marker and marker.args:
+        if marker and marker.args and "claim" in getattr(item, "fixturenames", ()):  # a row of the claims table
             item.user_properties.append(("greenbench.claim_id", marker.args[0]))
+        if item.get_closest_marker("xdist_group") is None:  # --dist loadgroup: keep each module on one worker
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__ if item.module else item.nodeid))
 
 
 @pytest.fixture(scope="session")
@@ -167,3 +206,107 @@ def fashion_mnist():
         return load_dataset("fashion-mnist")
     except DatasetMissingError as exc:
         pytest.skip(str(exc))
+
+
+def write_artifact(config: pytest.Config, name: str, payload) -> None:
+    """Save a run artifact for the report when --report-dir is given."""
+    folder = config.getoption("--report-dir")
+    if folder:
+        atomic_write_json(Path(folder) / name, payload)
+
+
+@pytest.fixture(scope="session")
+def save_artifact(request):
+    """save_artifact(name, payload): keep a JSON artifact for the report (with --report-dir)."""
+    return lambda name, payload: write_artifact(request.config, name, payload)
+
+
+class TrainedNetworks:
+    """Checkpoints in fixtures/ (committed) and what the suite derives from them, computed once."""
+
+    def __init__(self, dataset, config: pytest.Config):
+        from greenbench.training import available_checkpoints
+
+        self.dataset = dataset
+        self.config = config
+        self.paths = available_checkpoints(FIXTURES)
+        self._cache: dict = {}
+
+    def checkpoint(self, network: str):
+        from greenbench.training import load_checkpoint
+
+        if network not in self.paths:
+            pytest.skip(f"no trained {network} checkpoint in {FIXTURES} (train one: "
+                        f"python tools/train.py {network} --output {FIXTURES}/{network}-fashion-mnist.safetensors)")
+        key = ("checkpoint", network)
+        if key not in self._cache:
+            self._cache[key] = load_checkpoint(self.paths[network])
+        return self._cache[key]
+
+    def onnx(self, network: str):
+        from greenbench.models import network_spec
+        from greenbench.onnxcodec import export_onnx
+
+        key = ("onnx", network)
+        if key not in self._cache:
+            model, _ = self.checkpoint(network)
+            self._cache[key] = export_onnx(model, network_spec(network).input_shape)
+        return self._cache[key]
+
+    def test_set(self, network: str):
+        from greenbench.data import to_network_input
+        from greenbench.models import network_spec
+
+        return to_network_input(self.dataset.test_images, network_spec(network).input_shape).numpy(), \
+            self.dataset.test_labels
+
+    def compression_study(self, network: str):
+        from greenbench.compression import study_network
+
+        key = ("study", network)
+        if key not in self._cache:
+            x, y = self.test_set(network)
+            study = self._cache[key] = study_network(network, self.onnx(network), x, y)
+            write_artifact(self.config, f"rate_accuracy_{network}.json", study.to_json())
+        return self._cache[key]
+
+
+@pytest.fixture(scope="session")
+def trained_networks(fashion_mnist, request) -> TrainedNetworks:
+    return TrainedNetworks(fashion_mnist, request.config)
+
+
+NO_CUDA = "no CUDA device here: the GPU tier (pytest -m gpu) runs on a machine with an NVIDIA GPU"
+
+
+@pytest.fixture(scope="session")
+def cuda_device() -> str:
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip(NO_CUDA)
+    return "cuda"
+
+
+@pytest.fixture(scope="session")
+def gpu_meter(cuda_device):
+    """NVML's energy counter on the GPU under test (a measured source), or a skip saying why not."""
+    from greenbench.energy import MeterUnavailable, NvmlMeter
+
+    try:
+        meter = NvmlMeter(0)
+    except MeterUnavailable as exc:
+        pytest.skip(f"GPU present but no NVML energy source: {exc}")
+    yield meter
+    meter.close()
+
+
+@pytest.fixture(scope="session")
+def benchmark_data(fashion_mnist):
+    """The FP16 benchmark's test set: CIFAR-10 where present, else Fashion-MNIST as 3×32×32."""
+    from greenbench.data import DatasetMissingError, load_dataset
+
+    try:
+        return load_dataset("cifar-10", allow_download=False)
+    except DatasetMissingError:
+        return fashion_mnist

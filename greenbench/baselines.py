@@ -196,3 +196,83 @@ class BaselineStore:
     def profiles(self) -> list[str]:
         return sorted(p.name for p in self.root.iterdir() if p.is_dir() and p.name != "paper") \
             if self.root.is_dir() else []
+
+
+# --------------------------------------------------------------------------- comparisons (greenbench compare)
+
+@dataclass(frozen=True)
+class CompareRow:
+    claim: str
+    case: str
+    metric: str
+    baseline: float | None
+    measured: float
+    verdict: str
+
+    @staticmethod
+    def fmt(value: float | None) -> str:
+        return "—" if value is None else f"{value:.6g}"
+
+    @property
+    def change_text(self) -> str:
+        if self.baseline is None or self.baseline == 0 or not math.isfinite(self.baseline):
+            return "—"
+        return f"{100 * (self.measured - self.baseline) / abs(self.baseline):+.2f} %"
+
+
+def compare_records(records: list[ClaimRecord], store: BaselineStore) -> list[CompareRow]:
+    """Every metric of the records against the store's baselines, with the gate's verdict."""
+    rows = []
+    for record in records:
+        for c in store.compare(record):
+            rows.append(CompareRow(record.claim_id, record.case, c.name, c.baseline, c.measured, c.status))
+    return rows
+
+
+def records_from_profile(store: BaselineStore) -> list[ClaimRecord]:
+    """A stored profile's cases as records (to compare one stored profile with another)."""
+    if not (store.root / store.profile).is_dir():
+        raise BaselineError(f"no stored profile {store.profile!r} under {store.root}; have: {', '.join(store.profiles())}")
+    records = []
+    for claim_id in CLAIMS:
+        data = store.load(claim_id)
+        for case, stored in (data or {}).get("cases", {}).items():
+            metrics = {k: Metric(v["value"], v["spread"], v.get("better"), v.get("unit", ""))
+                       for k, v in stored["metrics"].items()}
+            records.append(ClaimRecord(claim_id, case, "", "", stored["measured"],
+                                       stored["outcome"] == "reproduced", metrics))
+    return records
+
+
+def _paper_reference(record: ClaimRecord, metric: str, root: Path) -> tuple[float, str] | None:
+    """The papers' counterpart of a metric, where one exists."""
+    param = record.case.partition("[")[2].rstrip("]")
+    if record.claim_id == "table1-counts" and metric in ("parameters", "flops"):
+        return float(load_paper_table("seed000-table1", root)["data"][param][metric]), "seed 000 Table 1"
+    if record.claim_id == "fp16-energy" and metric in ("energy_ratio", "time_ratio"):
+        net = load_paper_table("seed000-table2", root)["data"]["networks"].get(param)
+        key = "energy_wh" if metric == "energy_ratio" else "time_s"
+        return (net["fp16"][key] / net["fp32"][key], "seed 000 Table 2") if net else None
+    if record.claim_id == "fp16-accuracy" and metric == "delta_pp":
+        net = load_paper_table("seed000-table3", root)["data"].get(param)
+        return (100 * (net["fp16"]["accuracy"] - net["fp32"]["accuracy"]), "seed 000 Table 3") if net else None
+    if record.claim_id == "compression-8x":
+        models = load_paper_table("thesis-table3.10", root)["data"]["models"].values()
+        if metric == "mean_cr":
+            return sum(m["cr"] for m in models) / len(models), "thesis Table 3.10, mean of 8"
+        if metric == "entropy_bits":
+            return sum(m["entropy"] for m in models) / len(models), "thesis Table 3.10, mean H"
+    if record.claim_id == "mnist-energy" and metric == "alexnet_over_lenet":
+        return 1 + load_paper_table("seed001-results", root)["data"]["stated"]["alexnet_extra_energy_pct"] / 100, \
+            "seed 001"
+    return None
+
+
+def paper_comparisons(records: list[ClaimRecord], root: Path) -> list[CompareRow]:
+    rows = []
+    for record in records:
+        for name, metric in record.metrics.items():
+            ref = _paper_reference(record, name, root)
+            if ref is not None:
+                rows.append(CompareRow(record.claim_id, record.case, name, ref[0], metric.value, ref[1]))
+    return rows

@@ -64,6 +64,11 @@ class Metric:
             raise ValueError(f"bad metric value {self.value!r} or spread {self.spread!r}")
 
 
+def _plain(value: Any) -> Any:
+    """numpy scalars as the Python numbers JSON can hold."""
+    return value.item() if hasattr(value, "item") and not isinstance(value, (str, bytes)) else value
+
+
 def format_value(value: Any) -> str:
     if isinstance(value, float):
         if math.isnan(value):
@@ -94,6 +99,7 @@ class ClaimRecord:
         return ", ".join(f"{k} {format_value(v)}" for k, v in self.measured.items())
 
     def to_json(self) -> dict[str, Any]:
+        self.measured = {k: _plain(v) for k, v in self.measured.items()}
         data = asdict(self)
         data["metrics"] = {k: asdict(v) for k, v in self.metrics.items()}
         return data

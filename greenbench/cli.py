@@ -30,6 +30,79 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _repo_root() -> Path:
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "conftest.py").is_file() or not (root / "suite").is_dir():
+        raise SystemExit("greenbench run/compare need a greenbench checkout (the suite lives beside the package); "
+                         f"{root} is not one")
+    return root
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    """The main job: the claims on this hardware (pytest -m claim), the claims table, the report."""
+    import subprocess
+
+    from .report import build_report
+
+    root = _repo_root()
+    report_dir = Path(args.report_dir).resolve()
+    report_dir.mkdir(parents=True, exist_ok=True)
+    tiers = "claim and not nightly" if not args.nightly else "claim"
+    tiers += "" if args.gpu else " and not gpu"
+    command = [sys.executable, "-m", "pytest", "-m", tiers, "-p", "no:cacheprovider", "-q", "--no-header",
+               f"--claims-json={report_dir / 'claims.json'}", f"--report-dir={report_dir}",
+               f"--baseline-dir={args.baseline_dir or root / 'baselines'}", *args.pytest_args]
+    if args.workers > 1:
+        command += ["-n", str(args.workers), "--dist", "loadgroup"]
+    if args.update_baselines:
+        command.append("--update-baselines")
+    status = subprocess.call(command, cwd=root)
+    if (report_dir / "claims.json").is_file():
+        path = build_report(report_dir, Path(args.baseline_dir or root / "baselines"))
+        print(f"report: {path}")
+    return status
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    import json
+
+    from tabulate import tabulate
+
+    from .baselines import BaselineStore, compare_records, paper_comparisons, records_from_profile
+    from .claims import ClaimRecord
+    from .provenance import hardware_profile
+
+    root = Path(args.baseline_dir or _repo_root() / "baselines")
+    if args.run:
+        data = json.loads(Path(args.run).read_text())
+        records = [ClaimRecord.from_json(r["record"]) for r in data["rows"] if r.get("record")]
+        this = f"run {args.run}"
+    else:
+        records = records_from_profile(BaselineStore(root, args.profile))
+        this = f"profile {args.profile}"
+    against = args.against or hardware_profile()
+    rows = compare_records(records, BaselineStore(root, against))
+    table = [[r.claim, r.case, r.metric, r.fmt(r.baseline), r.fmt(r.measured), r.change_text, r.verdict] for r in rows]
+    print(f"{this} against baselines of {against}")
+    print(tabulate(table, headers=["claim", "case", "metric", "baseline", "this run", "change", "verdict"]))
+    if args.paper:
+        paper = paper_comparisons(records, root)
+        print(f"\n{this} against the papers' tables (different hardware and data: context, not a gate)")
+        print(tabulate([[r.claim, r.case, r.metric, r.fmt(r.baseline), r.fmt(r.measured), r.change_text, r.verdict]
+                        for r in paper], headers=["claim", "case", "metric", "paper", "this run", "change", "note"]))
+    failed = [r for r in rows if r.verdict in ("regressed", "changed")]
+    missing = [r for r in rows if r.verdict == "missing"]
+    print(f"\n{len(rows)} metrics: {len(failed)} failed the gate, {len(missing)} without a baseline")
+    return 1 if failed else (2 if missing and args.fail_on_missing else 0)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .report import build_report
+
+    print(build_report(Path(args.report_dir), Path(args.baseline_dir or _repo_root() / "baselines")))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .data import SPLIT_SEED
 
@@ -50,6 +123,31 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--output")
     train.add_argument("--quiet", action="store_true")
     train.set_defaults(func=_cmd_train)
+
+    run = sub.add_parser("run", help="the main job: run the claims on this hardware and write the report")
+    run.add_argument("--report-dir", default="reports")
+    run.add_argument("--baseline-dir")
+    run.add_argument("--gpu", action="store_true", help="include the GPU tier (needs CUDA)")
+    run.add_argument("--nightly", action="store_true", help="include the nightly tier (all trained networks)")
+    run.add_argument("--workers", type=int, default=2, help="pytest-xdist workers (1: none)")
+    run.add_argument("--update-baselines", action="store_true")
+    run.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
+    run.set_defaults(func=_cmd_run)
+
+    compare = sub.add_parser("compare", help="a run or stored profile against a profile's baselines (and the papers)")
+    source = compare.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run", help="claims JSON of a run (greenbench run writes reports/claims.json)")
+    source.add_argument("--profile", help="a stored hardware profile under the baseline folder")
+    compare.add_argument("--against", help="the profile to compare with (default: this machine's)")
+    compare.add_argument("--paper", action="store_true", help="also compare with the papers' tables")
+    compare.add_argument("--baseline-dir")
+    compare.add_argument("--fail-on-missing", action="store_true", help="exit 2 when a metric has no baseline")
+    compare.set_defaults(func=_cmd_compare)
+
+    report = sub.add_parser("report", help="rebuild the Markdown report of a run")
+    report.add_argument("--report-dir", default="reports")
+    report.add_argument("--baseline-dir")
+    report.set_defaults(func=_cmd_report)
     return parser
 
 

@@ -69,3 +69,131 @@ def write_markdown_report(path: Path, title: str, sections: Sequence[tuple[str, 
         body += [f"## {heading}", "", text.rstrip(), ""]
     path.write_text("\n".join(body))
     return path
+
+
+# --------------------------------------------------------------------------- plots
+
+def plot_rate_accuracy(points: Sequence[dict[str, Any]], original_top1: float, title: str, path: Path) -> Path:
+    """Top-1 accuracy against entropy (bits/weight) per quantizer family, like thesis Figs. 3.6–3.11."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    families = sorted({p["family"] for p in points})
+    for family in families:
+        pts = sorted((p for p in points if p["family"] == family), key=lambda p: p["entropy"])
+        ax.plot([p["entropy"] for p in pts], [100 * p["top1"] for p in pts], marker="o", ms=3, label=family)
+    ax.axhline(100 * original_top1, ls=":", color="k", label="original")
+    ax.axhline(100 * original_top1 - 0.8, ls="--", color="grey", lw=0.8, label="−0.8 pp budget")
+    ax.set_xlabel("entropy (bits/weight)")
+    ax.set_ylabel("top-1 accuracy (%)")
+    ax.set_ylim(max(0, 100 * original_top1 - 10), 100 * original_top1 + 2)
+    ax.set_title(title)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_fp16_bars(benchmarks: dict[str, dict[str, Any]], path: Path) -> Path:
+    """Energy and time per pass, FP32 vs FP16 per network, mean ± SD of the runs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    networks = list(benchmarks)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, (key, unit) in zip(axes, (("energy_j", "energy per pass (J)"), ("duration_s", "time per pass (s)"))):
+        for offset, precision in ((-0.2, "fp32"), (0.2, "fp16")):
+            values = [[r[key] / r["repeats"] for r in benchmarks[n]["runs"][precision]] for n in networks]
+            ax.bar(np.arange(len(networks)) + offset, [np.mean(v) for v in values], 0.4,
+                   yerr=[np.std(v, ddof=1) if len(v) > 1 else 0 for v in values], capsize=3, label=precision.upper())
+        ax.set_xticks(range(len(networks)), networks, rotation=20)
+        ax.set_ylabel(unit)
+        ax.legend()
+    source = {r["source"] for b in benchmarks.values() for runs in b["runs"].values() for r in runs}
+    fig.suptitle(f"FP32 vs AMP FP16 inference (energy source: {', '.join(sorted(source))})")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+# --------------------------------------------------------------------------- the report of a run
+
+def _md_table(rows: list[list[Any]], headers: list[str]) -> str:
+    return tabulate(rows, headers=headers, tablefmt="github")
+
+
+def compression_table(rows: Sequence[ClaimRow]) -> list[list[Any]]:
+    """Per model: setting, top-1 loss, H, CR and real CR from the compression-8x records."""
+    by_case = {r.case: r.record for r in rows if r.claim_id == "compression-8x" and r.record}
+    table = []
+    for case, rec in sorted(by_case.items()):
+        if not case.startswith("test_model_reaches_cr_4_within_budget["):
+            continue
+        network = case.split("[", 1)[1].rstrip("]")
+        real = by_case.get(f"test_real_cr_within_3_percent_of_entropy_cr[{network}]")
+        m = rec.measured
+        table.append([network, m.get("setting"), f"{m.get('top-1', float('nan')):.4f}",
+                      f"{m.get('top-1 loss pp', float('nan')):.2f}", f"{m.get('H bits', float('nan')):.3f}",
+                      f"{m.get('CR', float('nan')):.2f}",
+                      f"{real.measured.get('real CR'):.2f}" if real else "—"])
+    return table
+
+
+def build_report(report_dir: Path, paper_root: Path) -> Path:
+    """reports/report.md from a run's claims.json and artifacts, with its PNG plots."""
+    import json
+
+    from .baselines import load_paper_table
+    from .carbon import regional_emissions
+
+    report_dir = Path(report_dir)
+    claims = json.loads((report_dir / "claims.json").read_text())
+    rows = [ClaimRow.from_json(r) for r in claims["rows"]]
+    prov = claims["provenance"]
+    sections = [("Claims", "```\n" + render_claims_table(rows) + "\n```"),
+                ("Provenance", _md_table([[k, json.dumps(v) if isinstance(v, dict) else v]
+                                          for k, v in prov.items()], ["field", "value"]))]
+
+    thesis = load_paper_table("thesis-table3.10", paper_root)["data"]["models"]
+    ours = compression_table(rows)
+    text = _md_table(ours, ["network", "setting", "top-1", "top-1 loss pp", "H bits/weight", "CR = 32/H", "real CR"])
+    text += "\n\nThesis Table 3.10 (ImageNet models, ≤ 0.8 pp):\n\n" + _md_table(
+        [[m, v["method"] + (f" δ={v['delta']}" if v["delta"] else ""), v["log2_levels"], v["top1_loss_pp"],
+          v["entropy"], v["cr"]] for m, v in thesis.items()], ["model", "method", "i", "top-1 loss pp", "H", "CR"])
+    for artifact in sorted(report_dir.glob("rate_accuracy_*.json")):
+        study = json.loads(artifact.read_text())
+        png = plot_rate_accuracy(study["points"], study["original_top1"],
+                                 f"{study['network']}: rate vs accuracy ({study['evaluations']} evaluations)",
+                                 report_dir / f"rate_accuracy_{study['network']}.png")
+        text += f"\n\n![{study['network']}]({png.name})"
+    sections.append(("Compression without retraining (thesis Table 3.10)", text))
+
+    fp16_path = report_dir / "fp16_benchmark.json"
+    if fp16_path.is_file():
+        fp16 = json.loads(fp16_path.read_text())
+        png = plot_fp16_bars(fp16["networks"], report_dir / "fp16_energy_time.png")
+        energy = [r["energy_j"] / r["repeats"] for r in fp16["networks"]["resnet34"]["runs"]["fp32"]]
+        source = fp16["networks"]["resnet34"]["runs"]["fp32"][0]["source"]
+        sections.append(("FP32 vs FP16 inference", f"Data: {fp16['data']}.\n\n![fp16]({png.name})"))
+        sections.append(("Carbon of one ResNet-34 FP32 pass",
+                         f"Energy {sum(energy) / len(energy):.2f} J ({source}) in several regions "
+                         "(CodeCarbon intensities):\n\n" + _md_table(
+                             [[r["country"], r["region"], f"{r['intensity_kg_per_kwh']:.3f}", f"{r['emissions_g']:.4f}"]
+                              for r in regional_emissions(sum(energy) / len(energy))],
+                             ["country", "region", "kg CO2/kWh", "g CO2"])))
+    else:
+        sections.append(("FP32 vs FP16 inference", "Not run here: the FP16 energy claims need a CUDA GPU "
+                                                   "(`pytest -m gpu`)."))
+    return write_markdown_report(report_dir / "report.md", f"greenbench report — {prov['profile']}", sections)

@@ -150,3 +150,15 @@ def load_checkpoint(path: Path) -> tuple[nn.Module, dict[str, Any]]:
     model = build_network(meta["network"])
     model.load_state_dict(load_file(str(path)))
     return model.eval(), meta
+
+
+def available_checkpoints(folder: Path, dataset: str = "fashion-mnist") -> dict[str, Path]:
+    """Trained checkpoints `<network>-<dataset>.safetensors` in a folder, by network name."""
+    from .models import NETWORKS
+
+    found = {}
+    for network in NETWORKS:
+        path = Path(folder) / f"{network}-{dataset}.safetensors"
+        if path.is_file() and path.with_suffix(".json").is_file():
+            found[network] = path
+    return found

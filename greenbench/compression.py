@@ -1,0 +1,181 @@
+"""Weight quantization of trained networks without retraining (thesis §3.5–3.7, Table 3.10).
+
+`thesis_grid()` is the thesis's sweep: levels 2^i (2 ≤ i ≤ 24) over [−1, 1] for midrise, midtread,
+μ-law (X_max = 1) and deadzone δ ∈ {0.1, 0.25, 0.4, 0.7}, plus every minifloat format of Table 3.5.
+`budget_search` finds, per quantizer family, the lowest-entropy setting whose top-1 and top-5 loss
+stay within a budget. The entropy of a setting needs no inference, so each family's settings are
+sorted by entropy and bisected, assuming loss does not grow with entropy inside a family: about
+log2(#settings) evaluations per family instead of all of them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx
+
+from .metrics import top_k_accuracy
+from .onnxcodec import flat_weights, quantize_model, run_onnx, session
+from .quantizers import MINIFLOAT_FORMATS, Deadzone, Midrise, Midtread, Minifloat, MuLaw, Quantizer
+from .rate import FP32_BITS, entropy_bits
+
+THESIS_LEVEL_EXPONENTS = tuple(range(2, 25))
+THESIS_DELTAS = (0.1, 0.25, 0.4, 0.7)
+DEADZONE_FAMILY = ("midrise", "midtread") + tuple(f"deadzone δ={d}" for d in THESIS_DELTAS)
+
+
+@dataclass(frozen=True)
+class Setting:
+    family: str
+    label: str
+    make: Callable[[], Quantizer] = field(compare=False, repr=False)
+    log2_levels: int | None = None
+
+
+def thesis_grid() -> dict[str, list[Setting]]:
+    """The thesis's grid (SPEC §2), grouped by quantizer family."""
+    families: dict[str, Callable[[int], Quantizer]] = {
+        "midrise": lambda n: Midrise(levels=n),
+        "midtread": lambda n: Midtread(levels=n),
+        "mu-law": lambda n: MuLaw(n, xmax=1.0),
+        **{f"deadzone δ={d}": (lambda n, d=d: Deadzone(d, levels=n)) for d in THESIS_DELTAS},
+    }
+    grid = {name: [Setting(name, f"{name} i={i}", (lambda f=make, i=i: f(2**i)), i) for i in THESIS_LEVEL_EXPONENTS]
+            for name, make in families.items()}
+    grid["minifloat"] = [Setting("minifloat", f"minifloat 1/{e}/{m}", (lambda e=e, m=m: Minifloat(e, m)))
+                         for e, m in MINIFLOAT_FORMATS]
+    return grid
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    setting: Setting
+    entropy: float
+    top1: float
+    top5: float
+    loss_top1_pp: float
+    loss_top5_pp: float
+
+    @property
+    def compression_ratio(self) -> float:
+        return FP32_BITS / self.entropy if self.entropy > 0 else float("inf")
+
+    def within(self, budget_pp: float) -> bool:
+        return self.loss_top1_pp <= budget_pp and self.loss_top5_pp <= budget_pp
+
+
+class NetworkEvaluator:
+    """Top-1/top-5 of an ONNX model on a labelled set, for any weight quantizer; results cached."""
+
+    def __init__(self, proto: onnx.ModelProto, inputs: np.ndarray, labels: np.ndarray):
+        self.proto = proto
+        self.inputs = np.ascontiguousarray(inputs, dtype=np.float32)
+        self.labels = np.asarray(labels)
+        logits = run_onnx(session(proto), self.inputs)
+        self.top1 = top_k_accuracy(logits, self.labels, 1)
+        self.top5 = top_k_accuracy(logits, self.labels, 5)
+        self.original_entropy = entropy_bits(flat_weights(proto).view(np.int32))  # of the fp32 bit patterns
+        self.evaluations = 0
+        self.seconds = 0.0
+        self._weights = flat_weights(proto)
+        self._cache: dict[str, Evaluation] = {}
+        self._entropy: dict[str, float] = {}
+
+    def entropy(self, setting: Setting) -> float:
+        """Bits per weight of a setting, without inference."""
+        if setting.label not in self._entropy:
+            self._entropy[setting.label] = entropy_bits(setting.make().quantize(self._weights))
+        return self._entropy[setting.label]
+
+    def evaluated(self) -> list[Evaluation]:
+        return list(self._cache.values())
+
+    def evaluate(self, setting: Setting) -> Evaluation:
+        if setting.label not in self._cache:
+            started = time.perf_counter()
+            quantized = quantize_model(self.proto, setting.make())
+            logits = run_onnx(session(quantized.proto), self.inputs)
+            top1, top5 = top_k_accuracy(logits, self.labels, 1), top_k_accuracy(logits, self.labels, 5)
+            self._entropy[setting.label] = quantized.entropy
+            self._cache[setting.label] = Evaluation(setting, quantized.entropy, top1, top5,
+                                                    100 * (self.top1 - top1), 100 * (self.top5 - top5))
+            self.evaluations += 1
+            self.seconds += time.perf_counter() - started
+        return self._cache[setting.label]
+
+
+def full_sweep(evaluator: NetworkEvaluator, grid: dict[str, list[Setting]]) -> list[Evaluation]:
+    return [evaluator.evaluate(s) for settings in grid.values() for s in settings]
+
+
+def budget_search(evaluator: NetworkEvaluator, grid: dict[str, list[Setting]],
+                  budget_pp: float = 0.8) -> dict[str, Evaluation | None]:
+    """Per family, the lowest-entropy setting within the budget (None if no setting is)."""
+    best: dict[str, Evaluation | None] = {}
+    for family, settings in grid.items():
+        ordered = sorted(settings, key=evaluator.entropy)
+        lo, hi = 0, len(ordered)  # position len(ordered) stands for "none is within the budget"
+        while lo < hi:  # invariant: everything at or after hi is within the budget
+            mid = (lo + hi) // 2
+            if evaluator.evaluate(ordered[mid]).within(budget_pp):
+                hi = mid
+            else:
+                lo = mid + 1
+        best[family] = evaluator.evaluate(ordered[hi]) if hi < len(ordered) else None
+    return best
+
+
+def best_overall(per_family: dict[str, Evaluation | None]) -> Evaluation | None:
+    feasible = [e for e in per_family.values() if e is not None]
+    return min(feasible, key=lambda e: e.entropy) if feasible else None
+
+
+def best_within_budget(evaluations: Sequence[Evaluation], budget_pp: float = 0.8) -> dict[str, Evaluation | None]:
+    """From a full sweep: per family, the lowest-entropy setting within the budget."""
+    out: dict[str, Evaluation | None] = {}
+    for e in evaluations:
+        family = e.setting.family
+        current = out.get(family)
+        if e.within(budget_pp) and (current is None or e.entropy < current.entropy):
+            out[family] = e
+        else:
+            out.setdefault(family, None)
+    return out
+
+
+@dataclass
+class NetworkStudy:
+    """A trained network's budget search over the thesis grid, and its best setting."""
+
+    network: str
+    evaluator: NetworkEvaluator
+    per_family: dict[str, Evaluation | None]
+    budget_pp: float
+
+    @property
+    def best(self) -> Evaluation | None:
+        return best_overall(self.per_family)
+
+    def best_of(self, families: Sequence[str]) -> Evaluation | None:
+        return best_overall({f: self.per_family.get(f) for f in families})
+
+    def to_json(self) -> dict:
+        """Every evaluated setting (for rate–accuracy plots) and the best per family."""
+        def row(e: Evaluation) -> dict:
+            return {"family": e.setting.family, "setting": e.setting.label, "entropy": e.entropy, "top1": e.top1,
+                    "top5": e.top5, "loss_top1_pp": e.loss_top1_pp, "cr": e.compression_ratio}
+
+        ev = self.evaluator
+        return {"network": self.network, "budget_pp": self.budget_pp, "original_top1": ev.top1,
+                "original_top5": ev.top5, "original_entropy": ev.original_entropy, "evaluations": ev.evaluations,
+                "seconds": ev.seconds, "points": [row(e) for e in ev.evaluated()],
+                "best_per_family": {f: (row(e) if e else None) for f, e in self.per_family.items()}}
+
+
+def study_network(network: str, proto: onnx.ModelProto, inputs: np.ndarray, labels: np.ndarray,
+                  budget_pp: float = 0.8) -> NetworkStudy:
+    evaluator = NetworkEvaluator(proto, inputs, labels)
+    return NetworkStudy(network, evaluator, budget_search(evaluator, thesis_grid(), budget_pp), budget_pp)

@@ -1,0 +1,149 @@
+"""Statistics of the FP16 study (seed 000 §4) and stronger per-network analyses.
+
+- `paper_analysis`: seed 000's own design, so its numbers can be reproduced: Shapiro-Wilk on each
+  group, then Mann-Whitney U between the group of all FP32 runs and the group of all FP16 runs
+  (all five networks pooled).
+- per network: Mann-Whitney U on energy and time, a bootstrap confidence interval of the relative
+  reduction 1 − mean(FP16)/mean(FP32) (scipy.stats.bootstrap, BCa), McNemar's exact test on paired
+  predictions, and a TOST equivalence test of the accuracy difference against a margin.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+from scipy import stats
+
+
+def _values(x: Sequence[float], what: str, minimum: int = 2) -> np.ndarray:
+    arr = np.asarray(x, dtype=np.float64).reshape(-1)
+    if arr.size < minimum:
+        raise ValueError(f"{what} needs at least {minimum} values, got {arr.size}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{what} holds NaN or inf")
+    return arr
+
+
+@dataclass(frozen=True)
+class TestResult:
+    statistic: float
+    p_value: float
+
+
+def shapiro_wilk(x: Sequence[float]) -> TestResult:
+    r = stats.shapiro(_values(x, "Shapiro-Wilk", 3))
+    return TestResult(float(r.statistic), float(r.pvalue))
+
+
+def mann_whitney(a: Sequence[float], b: Sequence[float], alternative: str = "two-sided") -> TestResult:
+    r = stats.mannwhitneyu(_values(a, "Mann-Whitney group 1", 1), _values(b, "Mann-Whitney group 2", 1),
+                           alternative=alternative)
+    return TestResult(float(r.statistic), float(r.pvalue))
+
+
+@dataclass(frozen=True)
+class PaperAnalysis:
+    shapiro_fp32: TestResult
+    shapiro_fp16: TestResult
+    mann_whitney: TestResult
+
+
+def paper_analysis(fp32_by_network: dict[str, Sequence[float]], fp16_by_network: dict[str, Sequence[float]]
+                   ) -> PaperAnalysis:
+    """Seed 000's test: pool every network's runs per precision, Shapiro-Wilk each, Mann-Whitney between."""
+    fp32 = np.concatenate([_values(v, f"FP32 {k}", 1) for k, v in fp32_by_network.items()])
+    fp16 = np.concatenate([_values(v, f"FP16 {k}", 1) for k, v in fp16_by_network.items()])
+    return PaperAnalysis(shapiro_wilk(fp32), shapiro_wilk(fp16), mann_whitney(fp32, fp16))
+
+
+@dataclass(frozen=True)
+class Reduction:
+    """Relative reduction 1 − mean(new)/mean(reference) with its bootstrap confidence interval."""
+
+    estimate: float
+    low: float
+    high: float
+    confidence: float
+
+    @property
+    def excludes_zero(self) -> bool:
+        return self.low > 0 or self.high < 0
+
+
+def relative_reduction(reference: Sequence[float], new: Sequence[float], confidence: float = 0.95,
+                       resamples: int = 10_000, seed: int = 0) -> Reduction:
+    ref, cand = _values(reference, "reference runs"), _values(new, "new runs")
+    if np.mean(ref) <= 0:
+        raise ValueError("the reference mean must be positive")
+
+    def reduction(a, b, axis=-1):
+        return 1 - np.mean(b, axis=axis) / np.mean(a, axis=axis)
+
+    low = high = math.nan
+    for method in ("BCa", "percentile"):  # BCa degenerates on constant data; the percentile interval does not
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            r = stats.bootstrap((ref, cand), reduction, confidence_level=confidence, n_resamples=resamples,
+                                method=method, random_state=np.random.default_rng(seed), vectorized=True)
+        low, high = float(r.confidence_interval.low), float(r.confidence_interval.high)
+        if math.isfinite(low) and math.isfinite(high):
+            break
+    return Reduction(float(reduction(ref, cand)), low, high, confidence)
+
+
+@dataclass(frozen=True)
+class McNemar:
+    only_first_correct: int  # b: right in the first run, wrong in the second
+    only_second_correct: int  # c
+    p_value: float
+
+
+def mcnemar(correct_first: Sequence[bool], correct_second: Sequence[bool]) -> McNemar:
+    """Exact McNemar test (binomial on the discordant pairs) for paired predictions."""
+    a, b = np.asarray(correct_first, dtype=bool), np.asarray(correct_second, dtype=bool)
+    if a.shape != b.shape or a.size == 0:
+        raise ValueError(f"paired predictions must be non-empty and of equal length, got {a.shape} and {b.shape}")
+    only_a, only_b = int(np.sum(a & ~b)), int(np.sum(~a & b))
+    discordant = only_a + only_b
+    p = 1.0 if discordant == 0 else float(stats.binomtest(only_a, discordant, 0.5).pvalue)
+    return McNemar(only_a, only_b, p)
+
+
+@dataclass(frozen=True)
+class Equivalence:
+    """TOST of a paired accuracy difference (second − first) against ±margin."""
+
+    difference: float
+    low: float  # (1 − 2α) confidence interval of the difference
+    high: float
+    p_value: float  # the larger of the two one-sided p-values
+    margin: float
+
+    @property
+    def equivalent(self) -> bool:
+        return self.low > -self.margin and self.high < self.margin
+
+
+def accuracy_equivalence(correct_first: Sequence[bool], correct_second: Sequence[bool], margin: float,
+                         alpha: float = 0.05) -> Equivalence:
+    a, b = np.asarray(correct_first, dtype=bool), np.asarray(correct_second, dtype=bool)
+    if a.shape != b.shape or a.size == 0:
+        raise ValueError("paired predictions must be non-empty and of equal length")
+    n = a.size
+    only_a, only_b = np.sum(a & ~b), np.sum(~a & b)
+    diff = float(only_b - only_a) / n
+    # SE of a paired difference of proportions; at least one discordant pair's worth keeps it positive
+    se = max(math.sqrt(max(only_a + only_b - (only_b - only_a) ** 2 / n, 1.0)) / n, 1e-12)
+    z = stats.norm.ppf(1 - alpha)
+    p_lower = 1 - stats.norm.cdf((diff + margin) / se)
+    p_upper = stats.norm.cdf((diff - margin) / se)
+    return Equivalence(diff, diff - z * se, diff + z * se, float(max(p_lower, p_upper)), margin)
+
+
+def coefficient_of_variation(x: Sequence[float]) -> float:
+    arr = _values(x, "coefficient of variation")
+    return float(np.std(arr, ddof=1) / np.mean(arr))

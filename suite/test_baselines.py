@@ -1,0 +1,121 @@
+"""Stored baselines: schema, atomic writes, the gate, and the compare tool."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from greenbench import cli
+from greenbench.baselines import (BaselineError, BaselineStore, compare_metric, compare_records, load_paper_table,
+                                  paper_comparisons)
+from greenbench.claims import ClaimRecord, Metric
+from greenbench.provenance import atomic_write_json
+
+REPO_BASELINES = Path(__file__).resolve().parents[1] / "baselines"
+
+
+def _record(value: float, case: str = "test_x[a]", claim_id: str = "compression-8x", spread: float = 0.1,
+            better: str | None = "higher") -> ClaimRecord:
+    return ClaimRecord(claim_id, case, "claimed", "tol", {"x": value}, True, {"x": Metric(value, spread, better)})
+
+
+def test_update_then_compare_round_trip(tmp_path):
+    store = BaselineStore(tmp_path, "cpu-test")
+    assert store.compare(_record(1.0))[0].status == "missing"
+    store.update(_record(1.0), "reproduced", {"date": "d", "hardware": {}, "versions": {}})
+    assert [c.status for c in store.compare(_record(1.2))] == ["ok"]  # within 3 combined spreads
+    assert store.compare(_record(0.2))[0].status == "regressed"
+    assert store.compare(_record(2.0))[0].status == "improved"
+    store.update(_record(5.0, case="test_x[b]"), "not reproduced", {"date": "d", "hardware": {}, "versions": {}})
+    data = json.loads(store.path("compression-8x").read_text())
+    assert set(data["cases"]) == {"test_x[a]", "test_x[b]"}  # other cases are kept
+    assert data["cases"]["test_x[b]"]["outcome"] == "not reproduced"
+
+
+def test_gate_on_two_sided_and_deterministic_metrics():
+    assert compare_metric("m", Metric(10.0, 0.0, None), {"value": 10.0, "spread": 0.0}).status == "ok"
+    assert compare_metric("m", Metric(10.001, 0.0, None), {"value": 10.0, "spread": 0.0}).status == "changed"
+    assert compare_metric("m", Metric(10.0 + 1e-9, 0.0, None), {"value": 10.0, "spread": 0.0}).status == "ok"
+    assert compare_metric("m", Metric(8.0, 0.2, "lower"), {"value": 10.0, "spread": 0.0}).status == "improved"
+    assert compare_metric("m", Metric(9.0, 0.5, "lower"), {"value": 10.0, "spread": 0.0}).status == "ok"
+
+
+@pytest.mark.parametrize("mangle, problem", [
+    (lambda d: "{not json", "not valid JSON"),
+    (lambda d: json.dumps({**d, "schema": "other/9"}), "schema"),
+    (lambda d: json.dumps({**d, "cases": {"c": {"outcome": "maybe", "metrics": {}, "measured": {}, "date": ""}}}),
+     "cases/c/outcome"),
+    (lambda d: json.dumps({**d, "cases": {"c": {"outcome": "reproduced", "metrics": {"m": {"value": "high"}},
+                                                "measured": {}, "date": ""}}}), "cases/c/metrics/m"),
+])
+def test_bad_baseline_file_names_the_problem_and_is_not_overwritten(tmp_path, mangle, problem):
+    store = BaselineStore(tmp_path, "cpu-test")
+    path = store.update(_record(1.0), "reproduced", {"date": "d", "hardware": {}, "versions": {}})
+    path.write_text(mangle(json.loads(path.read_text())))
+    broken = path.read_text()
+    with pytest.raises(BaselineError, match=problem):
+        store.compare(_record(1.0))
+    with pytest.raises(BaselineError):
+        store.update(_record(2.0), "reproduced")
+    assert path.read_text() == broken  # a file we cannot read is never replaced behind the user's back
+
+
+def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
+    path = tmp_path / "b.json"
+    atomic_write_json(path, {"v": 1})
+    with pytest.raises(TypeError):
+        atomic_write_json(path, {"v": object()})
+    assert json.loads(path.read_text()) == {"v": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["b.json"]  # no temporary file left behind
+
+
+def test_paper_tables_validate():
+    for path in (REPO_BASELINES / "paper").glob("*.json"):
+        table = load_paper_table(path.stem, REPO_BASELINES)
+        assert table["source"]
+
+
+def test_stored_profiles_validate():
+    for profile in BaselineStore(REPO_BASELINES, "-").profiles():
+        store = BaselineStore(REPO_BASELINES, profile)
+        for path in (REPO_BASELINES / profile).glob("*.json"):
+            assert store.load(path.stem) is not None
+
+
+def test_paper_comparison_rows():
+    record = ClaimRecord("table1-counts", "test_parameters_and_flops_match_table_1[vgg11]", "", "", {}, True,
+                         {"flops": Metric(235_581_440.0)})
+    row = paper_comparisons([record], REPO_BASELINES)[0]
+    assert row.baseline == 235_577_344 and row.change_text == "+0.00 %"
+
+
+def _profile(root: Path, name: str, value: float) -> None:
+    BaselineStore(root, name).update(_record(value), "reproduced", {"date": "d", "hardware": {}, "versions": {}})
+
+
+def test_compare_cli_gates_with_exit_status(tmp_path, capsys):
+    _profile(tmp_path, "cpu-old", 10.0)
+    _profile(tmp_path, "cpu-new", 10.1)
+    assert cli.main(["compare", "--profile", "cpu-new", "--against", "cpu-old", "--baseline-dir", str(tmp_path)]) == 0
+    _profile(tmp_path, "cpu-worse", 5.0)
+    assert cli.main(["compare", "--profile", "cpu-worse", "--against", "cpu-old", "--baseline-dir", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "regressed" in out and "-50.00 %" in out
+    empty = tmp_path / "cpu-empty"
+    empty.mkdir()
+    assert cli.main(["compare", "--profile", "cpu-old", "--against", "cpu-empty", "--baseline-dir", str(tmp_path),
+                     "--fail-on-missing"]) == 2
+
+
+def test_compare_cli_reads_a_run(tmp_path, capsys):
+    _profile(tmp_path, "cpu-old", 10.0)
+    run = tmp_path / "claims.json"
+    run.write_text(json.dumps({"provenance": {}, "rows": [
+        {"claim": "compression-8x", "source": "", "case": "test_x[a]", "verdict": "reproduced", "reason": "",
+         "record": _record(10.05).to_json()}]}))
+    assert cli.main(["compare", "--run", str(run), "--against", "cpu-old", "--baseline-dir", str(tmp_path)]) == 0
+    assert "ok" in capsys.readouterr().out

@@ -1,0 +1,36 @@
+"""The FP16 benchmark's machinery on CPU (the GPU tier runs it for real): interleaving, windows, tags."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from greenbench.energy import ESTIMATED, CpuTimeEstimateMeter
+from greenbench.fp16 import benchmark_network, inference_pass
+from greenbench.models import build_network
+
+
+def test_benchmark_interleaves_precisions_and_tags_estimates():
+    model = build_network("lenet5", seed=0)
+    x = torch.randn(64, 3, 32, 32)
+    labels = np.zeros(64, dtype=np.int64)
+    lines = []
+    bench = benchmark_network("lenet5", model, x, labels, CpuTimeEstimateMeter(), "cpu", runs=3, batch_size=32,
+                              min_window_s=0.01, idle_seconds=0.05, progress=lines.append)
+    assert [len(bench.runs[p]) for p in ("fp32", "fp16")] == [3, 3]
+    order = [line.split(":")[0].split()[-1] for line in lines]
+    assert order == ["fp32", "fp16", "fp16", "fp32", "fp32", "fp16"]  # drift cancels across pairs
+    assert bench.sources() == {ESTIMATED}
+    assert bench.energy("fp32").shape == (3,) and np.all(bench.time("fp16") > 0)
+    assert bench.predictions["fp32"].shape == (64,) and bench.idle_power_w is not None
+
+
+def test_fp16_pass_runs_under_autocast_in_half():
+    seen = []
+    model = build_network("lenet5", seed=0).eval()
+    model.features[0].register_forward_hook(lambda m, i, o: seen.append((i[0].dtype, o.dtype)))
+    inference_pass(model, [torch.randn(4, 3, 32, 32)], "fp16")
+    assert seen == [(torch.float16, torch.float16)]
+    with pytest.raises(ValueError, match="unknown precision"):
+        inference_pass(model, [torch.randn(1, 3, 32, 32)], "int8")

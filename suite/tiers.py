@@ -1,0 +1,18 @@
+"""Which trained networks each tier runs the network claims on."""
+
+from __future__ import annotations
+
+import pytest
+
+from greenbench.models import CIFAR_NETWORKS
+
+# The default tier runs the network claims on LeNet-5; GoogLeNet's budget search takes ~15 min on
+# 2 cores and the other three have no committed checkpoint, so they run in the nightly tier.
+DEFAULT_TIER_NETWORKS = ("lenet5",)
+# Tests that share the session's trained-network studies run on one xdist worker.
+NETWORK_GROUP = pytest.mark.xdist_group("trained-networks")
+
+
+def network_params(networks=CIFAR_NETWORKS):
+    """pytest params over networks: the default tier's unmarked, the others `nightly`."""
+    return [pytest.param(n, marks=() if n in DEFAULT_TIER_NETWORKS else pytest.mark.nightly) for n in networks]

@@ -141,7 +141,7 @@ class ClaimsTable:
         path = self.config.getoption("--claims-json")
         if path:
             atomic_write_json(Path(path), {"provenance": self.config.stash[_PROVENANCE],
-                                           "rows": [r.to_json() for r in rows]})
+                                           "rows": [r.to_json() for r in rows]}, sort_keys=False)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

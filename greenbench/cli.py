@@ -57,10 +57,31 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.update_baselines:
         command.append("--update-baselines")
     status = subprocess.call(command, cwd=root)
+    _energy_sample(root, report_dir)
     if (report_dir / "claims.json").is_file():
         path = build_report(report_dir, Path(args.baseline_dir or root / "baselines"))
         print(f"report: {path}")
     return status
+
+
+def _energy_sample(root: Path, report_dir: Path) -> None:
+    """One LeNet-5 FP32 pass over the Fashion-MNIST test set on the most direct meter here, for the carbon table."""
+    from .data import DatasetError, load_dataset, to_network_input
+    from .energy import best_meter, measure
+    from .provenance import atomic_write_json
+    from .training import load_checkpoint, predict_logits
+
+    try:
+        model, _ = load_checkpoint(root / "fixtures" / "lenet5-fashion-mnist.safetensors")
+        x = to_network_input(load_dataset("fashion-mnist").test_images)
+    except (DatasetError, FileNotFoundError):
+        return
+    meter = best_meter()
+    m = measure(meter, lambda: predict_logits(model, x, batch_size=32))
+    atomic_write_json(report_dir / "energy_sample.json",
+                      {"label": "one LeNet-5 FP32 pass over 10,000 images (CPU)", "energy_j": m.energy_per_repeat_j,
+                       "source": m.source, "meter": m.meter})
+    meter.close()
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:

@@ -52,12 +52,12 @@ def render_claims_table(rows: Sequence[ClaimRow], tablefmt: str = "simple", widt
         measured = rec.measured_text() if rec else "—"
         verdict = row.verdict + (f": {row.reason}" if row.reason else "")
         table.append([row.claim_id, row.source, _cell(check, 36), _cell(param, 16), _cell(claimed, width),
-                      _cell(measured, width), _cell(rec.baseline if rec and rec.baseline else "—", 24),
+                      _cell(measured, width), _cell(rec.baseline if rec and rec.baseline else "—", min(width, 40)),
                       _cell(verdict, width)])
     summary = {v: sum(r.verdict == v for r in rows) for v in ("reproduced", "not reproduced", "not run")}
     footer = ", ".join(f"{n} {v}" for v, n in summary.items())
     headers = ["claim", "source", "check", "case", "claimed", "measured", "baseline", "verdict"]
-    return tabulate(table, headers=headers, tablefmt=tablefmt) + f"\n{len(rows)} claim checks: {footer}"
+    return tabulate(table, headers=headers, tablefmt=tablefmt) + f"\n\n{len(rows)} claim checks: {footer}"
 
 
 def write_markdown_report(path: Path, title: str, sections: Sequence[tuple[str, str]]) -> Path:
@@ -162,7 +162,7 @@ def build_report(report_dir: Path, paper_root: Path) -> Path:
     claims = json.loads((report_dir / "claims.json").read_text())
     rows = [ClaimRow.from_json(r) for r in claims["rows"]]
     prov = claims["provenance"]
-    sections = [("Claims", "```\n" + render_claims_table(rows) + "\n```"),
+    sections = [("Claims", render_claims_table(rows, tablefmt="github", width=400)),
                 ("Provenance", _md_table([[k, json.dumps(v) if isinstance(v, dict) else v]
                                           for k, v in prov.items()], ["field", "value"]))]
 
@@ -187,13 +187,17 @@ def build_report(report_dir: Path, paper_root: Path) -> Path:
         energy = [r["energy_j"] / r["repeats"] for r in fp16["networks"]["resnet34"]["runs"]["fp32"]]
         source = fp16["networks"]["resnet34"]["runs"]["fp32"][0]["source"]
         sections.append(("FP32 vs FP16 inference", f"Data: {fp16['data']}.\n\n![fp16]({png.name})"))
-        sections.append(("Carbon of one ResNet-34 FP32 pass",
-                         f"Energy {sum(energy) / len(energy):.2f} J ({source}) in several regions "
-                         "(CodeCarbon intensities):\n\n" + _md_table(
-                             [[r["country"], r["region"], f"{r['intensity_kg_per_kwh']:.3f}", f"{r['emissions_g']:.4f}"]
-                              for r in regional_emissions(sum(energy) / len(energy))],
-                             ["country", "region", "kg CO2/kWh", "g CO2"])))
+        sample = {"label": "one ResNet-34 FP32 pass", "energy_j": sum(energy) / len(energy), "source": source}
     else:
         sections.append(("FP32 vs FP16 inference", "Not run here: the FP16 energy claims need a CUDA GPU "
                                                    "(`pytest -m gpu`)."))
+        sample_path = report_dir / "energy_sample.json"
+        sample = json.loads(sample_path.read_text()) if sample_path.is_file() else None
+    if sample:
+        sections.append(("Carbon", f"Energy of {sample['label']}: {sample['energy_j']:.3f} J, **{sample['source']}** "
+                                   f"({sample.get('meter', 'nvml')}); the same energy in several regions "
+                                   "(CodeCarbon's intensities):\n\n" + _md_table(
+                                       [[r["country"], r["region"], f"{r['intensity_kg_per_kwh']:.3f}",
+                                         f"{r['emissions_g']:.3g}"] for r in regional_emissions(sample["energy_j"])],
+                                       ["country", "region", "kg CO2/kWh", "g CO2"])))
     return write_markdown_report(report_dir / "report.md", f"greenbench report — {prov['profile']}", sections)

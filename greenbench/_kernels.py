@@ -136,12 +136,19 @@ def index_range(q):
     return lo, hi
 
 
+@nb.njit(cache=True, nogil=True)
+def _count(q, lo, bins):
+    counts = np.zeros(bins, np.int64)
+    for i in range(q.size):
+        counts[q[i] - lo] += 1
+    return counts
+
+
 @_Kernel
 def index_histogram(q, lo, bins, chunks):
-    """Counts of q − lo in [0, bins): one pass, one private histogram per chunk."""
+    """Counts of q − lo in [0, bins): one pass, a private histogram per chunk (a plain loop each)."""
     per = (q.size + chunks - 1) // chunks
     partial = np.zeros((chunks, bins), np.int64)
     for c in nb.prange(chunks):
-        for i in range(c * per, min(q.size, (c + 1) * per)):
-            partial[c, np.int64(q[i]) - lo] += 1
+        partial[c] = _count(q[c * per: min(q.size, (c + 1) * per)], lo, bins)
     return partial.sum(axis=0)

@@ -139,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--amp", action="store_true", help="mixed precision (fp16 on CUDA, bf16 on CPU)")
     train.add_argument("--device")
     train.add_argument("--threads", type=int)
-    train.add_argument("--train-limit", type=int, help="use only the first N training images")
+    train.add_argument("--train-limit", type=int, help="use only the first N training (and validation) images")
     train.add_argument("--download", action="store_true", help="allow downloading the data set")
     train.add_argument("--output")
     train.add_argument("--quiet", action="store_true")

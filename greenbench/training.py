@@ -68,8 +68,8 @@ def train_network(network: str, dataset: Dataset, epochs: int, *, batch_size: in
     torch.manual_seed(seed)
     model = build_network(network, seed=seed).to(device)
     train_idx, val_idx = train_validation_split(len(dataset.train_images), seed)
-    if train_limit is not None:
-        train_idx = train_idx[:train_limit]
+    if train_limit is not None:  # a quick run: as many validation images as training images
+        train_idx, val_idx = train_idx[:train_limit], val_idx[:train_limit]
     x_train = to_network_input(dataset.train_images[train_idx], spec.input_shape)
     y_train = torch.from_numpy(dataset.train_labels[train_idx])
     x_val = to_network_input(dataset.train_images[val_idx], spec.input_shape)
@@ -98,7 +98,7 @@ def train_network(network: str, dataset: Dataset, epochs: int, *, batch_size: in
             scaler.scale(loss).backward()
             scaler.step(optimiser)
             scaler.update()
-            running += float(loss) * len(idx)
+            running += float(loss.detach()) * len(idx)
         val_logits = predict_logits(model, x_val, device=device)
         val_loss = float(loss_fn(torch.from_numpy(val_logits), torch.from_numpy(y_val)))
         val_acc = _accuracy(val_logits, y_val)

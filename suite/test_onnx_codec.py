@@ -1,0 +1,103 @@
+"""ONNX export, whole-model weight quantization and the compressed container."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from greenbench.models import CIFAR_NETWORKS, build_network, network_spec
+from greenbench.onnxcodec import (OnnxCodecError, decode_container, encode_container, export_onnx, flat_weights,
+                                  load_onnx, quantize_model, run_onnx, weight_names, weights)
+from greenbench.quantizers import Deadzone, Midtread, Minifloat, MuLaw, quantizer_examples
+
+
+@pytest.fixture(scope="module")
+def lenet():
+    model = build_network("lenet5", seed=1).eval()
+    return model, export_onnx(model, (3, 32, 32))
+
+
+@pytest.mark.parametrize("network", CIFAR_NETWORKS)
+def test_onnxruntime_matches_pytorch(network):
+    model = build_network(network, seed=0).eval()
+    proto = export_onnx(model, network_spec(network).input_shape)
+    x = torch.randn(4, *network_spec(network).input_shape, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = model(x).numpy()
+    assert np.max(np.abs(run_onnx(proto, x.numpy()) - expected)) <= 1e-4
+    assert not any(n.op_type == "BatchNormalization" for n in proto.graph.node)  # folded into the convolutions
+
+
+def test_every_weight_and_bias_is_found(lenet):
+    model, proto = lenet
+    assert len(weight_names(proto)) == 10  # 2 convs + 3 linears, weight and bias each
+    assert flat_weights(proto).size == sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize("quantizer", [Midtread(levels=2**6), Deadzone(0.7, levels=2**5), MuLaw(2**8),
+                                       Minifloat(4, 3)], ids=repr)
+def test_quantize_model_replaces_every_weight(lenet, quantizer):
+    _, proto = lenet
+    q = quantize_model(proto, quantizer)
+    for name, w in weights(q.proto).items():
+        np.testing.assert_array_equal(w, quantizer.reconstruct(weights(proto)[name]).astype(np.float32))
+    assert q.weight_count == flat_weights(proto).size and 0 < q.entropy <= np.log2(quantizer.max_levels)
+    run_onnx(q.proto, np.zeros((2, 3, 32, 32), np.float32))  # still a runnable graph
+
+
+@pytest.mark.parametrize("quantizer", [q for q in quantizer_examples() if q.name != "affine"][::4], ids=repr)
+def test_container_decodes_to_the_quantized_model_exactly(lenet, quantizer):
+    _, proto = lenet
+    container = encode_container(proto, quantizer)
+    restored = decode_container(container.data)
+    x = np.random.default_rng(0).normal(size=(8, 3, 32, 32)).astype(np.float32)
+    np.testing.assert_array_equal(run_onnx(restored, x), run_onnx(quantize_model(proto, quantizer).proto, x))
+    assert container.fp32_weight_bytes == 4 * flat_weights(proto).size
+
+
+def test_real_compression_ratio_tracks_entropy(lenet):
+    _, proto = lenet
+    quantizer = Deadzone(0.7, levels=2**6)
+    container = encode_container(proto, quantizer)
+    ideal = 32 / quantize_model(proto, quantizer).entropy
+    assert container.real_cr == pytest.approx(ideal, rel=0.03)
+    assert len(container.data) < container.fp32_weight_bytes / 4
+
+
+@pytest.mark.parametrize("mangle, problem", [
+    (lambda d: b"NOTNNC" + d[6:], "bad magic"),
+    (lambda d: d[:6] + b"\xff\xff\x00\x00" + d[10:], "header is corrupt"),
+    (lambda d: d[:200], "truncated|corrupt"),
+    (lambda d: d[:-7], "weights are corrupt"),
+])
+def test_corrupt_container_raises_clear_error(lenet, mangle, problem):
+    _, proto = lenet
+    data = encode_container(proto, Midtread(levels=2**6)).data
+    with pytest.raises(OnnxCodecError, match=problem):
+        decode_container(mangle(data))
+
+
+def test_corrupt_onnx_raises_clear_error(lenet, tmp_path):
+    _, proto = lenet
+    data = proto.SerializeToString()
+    with pytest.raises(OnnxCodecError, match="corrupt or invalid ONNX"):
+        load_onnx(data[: len(data) // 2])
+    path = tmp_path / "garbage.onnx"
+    path.write_bytes(b"\x08\x07garbage")
+    with pytest.raises(OnnxCodecError, match="corrupt or invalid ONNX"):
+        load_onnx(path)
+    assert isinstance(load_onnx(data), onnx.ModelProto)
+
+
+def test_non_finite_weights_are_refused(lenet):
+    _, proto = lenet
+    bad = onnx.ModelProto()
+    bad.CopyFrom(proto)
+    init = next(i for i in bad.graph.initializer if i.name in weight_names(proto))
+    array = onnx.numpy_helper.to_array(init).copy()
+    array.flat[0] = np.nan
+    init.CopyFrom(onnx.numpy_helper.from_array(array, init.name))
+    with pytest.raises(ValueError, match="non-finite"):
+        quantize_model(bad, Midtread(levels=2**8))

@@ -232,7 +232,8 @@ def compare_records(records: list[ClaimRecord], store: BaselineStore) -> list[Co
 def records_from_profile(store: BaselineStore) -> list[ClaimRecord]:
     """A stored profile's cases as records (to compare one stored profile with another)."""
     if not (store.root / store.profile).is_dir():
-        raise BaselineError(f"no stored profile {store.profile!r} under {store.root}; have: {', '.join(store.profiles())}")
+        have = ", ".join(store.profiles())
+        raise BaselineError(f"no stored profile {store.profile!r} under {store.root}; have: {have}")
     records = []
     for claim_id in CLAIMS:
         data = store.load(claim_id)

@@ -6,7 +6,7 @@ regions it knows), so the suite's figures match what CodeCarbon would report for
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 from .energy import JOULES_PER_KWH
 
@@ -16,7 +16,7 @@ REPORT_REGIONS: tuple[tuple[str, str | None], ...] = (
     ("CHN", None), ("IND", None), ("ZAF", None))
 
 
-@lru_cache(maxsize=None)
+@cache
 def carbon_intensity(country_iso_code: str, region: str | None = None) -> float:
     """kg CO2-eq per kWh that CodeCarbon assigns to electricity in this country (or region)."""
     from codecarbon.core.emissions import Emissions

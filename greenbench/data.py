@@ -16,9 +16,9 @@ import shutil
 import tarfile
 import tempfile
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -58,7 +58,7 @@ class DatasetSpec:
     name: str
     env_var: str
     files: dict[str, DataFile]  # role -> file
-    reader: Callable[["DatasetSpec", Path], "Dataset"]
+    reader: Callable[[DatasetSpec, Path], Dataset]
     url: str = ""  # base URL, or the archive URL when `archive` is set
     archive: DataFile | None = None
     system_dirs: tuple[str, ...] = ()
@@ -327,7 +327,8 @@ def to_network_input(images: np.ndarray, shape: tuple[int, int, int] = (3, 32, 3
     return x.contiguous()
 
 
-def train_validation_split(n: int, seed: int = SPLIT_SEED, train_fraction: float = 0.8) -> tuple[np.ndarray, np.ndarray]:
+def train_validation_split(n: int, seed: int = SPLIT_SEED,
+                           train_fraction: float = 0.8) -> tuple[np.ndarray, np.ndarray]:
     """Seed 000's 80/20 split of the training images (40,000/10,000 on CIFAR-10)."""
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).numpy()
     cut = int(round(n * train_fraction))

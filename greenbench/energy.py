@@ -93,7 +93,7 @@ class EnergyMeter(ABC):
         finally:
             result.append(self.end())
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - most meters hold nothing to release
         """Release the hardware interface."""
 
 

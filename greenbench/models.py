@@ -5,8 +5,8 @@ Every layer follows SPEC §3 so that the parameter counts equal seed 000 Table 1
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import nn

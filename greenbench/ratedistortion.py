@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from .quantizers import CentroidDeadzone, Codebook, Deadzone, ECSQ, Quantizer, as_float_array, check_finite
+from .quantizers import ECSQ, CentroidDeadzone, Deadzone, Quantizer, as_float_array, check_finite
 from .rate import entropy_from_counts
 
 

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 
 import pytest
 
 from greenbench import cli
-from greenbench.baselines import (BaselineError, BaselineStore, compare_metric, compare_records, load_paper_table,
-                                  paper_comparisons)
+from greenbench.baselines import (
+    BaselineError,
+    BaselineStore,
+    compare_metric,
+    load_paper_table,
+    paper_comparisons,
+)
 from greenbench.claims import ClaimRecord, Metric
 from greenbench.provenance import atomic_write_json
 

@@ -29,8 +29,7 @@ from scipy import stats
 
 from greenbench.claims import Metric
 from greenbench.compression import DEADZONE_FAMILY
-from greenbench.ratedistortion import (EmpiricalSource, shannon_lower_bound_snr, snr_standard_error_db,
-                                       study_families)
+from greenbench.ratedistortion import EmpiricalSource, shannon_lower_bound_snr, snr_standard_error_db, study_families
 from suite.tiers import NETWORK_GROUP, network_params
 
 pytestmark = pytest.mark.claim("deadzone-optimal")

@@ -25,7 +25,7 @@ from greenbench.claims import Metric
 from greenbench.data import to_network_input
 from greenbench.energy import MEASURED, CodeCarbonMeter, measure
 from greenbench.fp16 import benchmark_network, inference_pass
-from greenbench.models import CIFAR_NETWORKS, build_network, network_spec
+from greenbench.models import CIFAR_NETWORKS, build_network
 from greenbench.statistics import coefficient_of_variation, paper_analysis, relative_reduction
 
 pytestmark = [pytest.mark.claim("fp16-energy"), pytest.mark.gpu]
@@ -120,5 +120,6 @@ def test_paper_pooled_analysis(benchmarks, claim):
     result = paper_analysis(fp32, fp16)
     claim.verdict(result.mann_whitney.p_value < 0.06, claimed="pooled Mann-Whitney on energy p < 0.06 (paper)",
                   tolerance="p < 0.06",
-                  measured={"Shapiro FP32 p": result.shapiro_fp32.p_value, "Shapiro FP16 p": result.shapiro_fp16.p_value,
+                  measured={"Shapiro FP32 p": result.shapiro_fp32.p_value,
+                            "Shapiro FP16 p": result.shapiro_fp16.p_value,
                             "Mann-Whitney p": result.mann_whitney.p_value})

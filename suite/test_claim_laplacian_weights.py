@@ -6,7 +6,8 @@ of 14 models; by KL divergence 1st for 43 %, 2nd for 50 %."
 Control on sources: the fitter must rank the true family first, by SSE and by KL, for n = 100k
 seeded samples of each of the eight families (a fitter that cannot do this cannot support the
 claim on weights). On weights: every trained fixture's weights and biases (BatchNorm folded, as
-in the ONNX graph), fitted on a 100k subsample and histogrammed in full. Within a statistic's sampling noise the family with fewer parameters ranks
+in the ONNX graph), fitted on a 100k subsample and histogrammed in full. Within a statistic's sampling
+noise the family with fewer parameters ranks
 first (an exponential is a gamma of shape 1).
 """
 
@@ -27,7 +28,8 @@ N_SAMPLES = 100_000
 
 @pytest.mark.parametrize("family", list(FAMILIES))
 def test_fitter_ranks_the_true_family_first(family, claim):
-    samples = REFERENCE_SOURCES[family].rvs(size=N_SAMPLES, random_state=np.random.default_rng(list(FAMILIES).index(family)))
+    seed = list(FAMILIES).index(family)
+    samples = REFERENCE_SOURCES[family].rvs(size=N_SAMPLES, random_state=np.random.default_rng(seed))
     report = fit_families(samples)
     sse_rank, kl_rank = report.rank(family, "sse"), report.rank(family, "kl")
     runner_up = report.by_sse[1] if report.by_sse[0] == family else report.by_sse[0]

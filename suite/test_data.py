@@ -14,8 +14,17 @@ import pytest
 import torch
 
 from greenbench import data
-from greenbench.data import (DataFile, DatasetChecksumError, DatasetCorruptError, DatasetMissingError,
-                             load_dataset, load_from, locate, to_network_input, train_validation_split)
+from greenbench.data import (
+    DataFile,
+    DatasetChecksumError,
+    DatasetCorruptError,
+    DatasetMissingError,
+    load_dataset,
+    load_from,
+    locate,
+    to_network_input,
+    train_validation_split,
+)
 
 
 def _idx_bytes(array: np.ndarray) -> bytes:

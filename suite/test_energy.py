@@ -7,8 +7,18 @@ import time
 
 import pytest
 
-from greenbench.energy import (ESTIMATED, MEASURED, CodeCarbonMeter, CpuTimeEstimateMeter, MeterUnavailable,
-                               NvmlMeter, RaplMeter, best_meter, idle_power, measure)
+from greenbench.energy import (
+    ESTIMATED,
+    MEASURED,
+    CodeCarbonMeter,
+    CpuTimeEstimateMeter,
+    MeterUnavailable,
+    NvmlMeter,
+    RaplMeter,
+    best_meter,
+    idle_power,
+    measure,
+)
 
 
 class FakeNvml:

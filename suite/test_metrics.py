@@ -9,8 +9,13 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from sklearn import metrics as skm
 
-from greenbench.metrics import (classification_report, confusion_matrix, mean_reciprocal_rank, top_k_accuracy,
-                                true_class_rank)
+from greenbench.metrics import (
+    classification_report,
+    confusion_matrix,
+    mean_reciprocal_rank,
+    top_k_accuracy,
+    true_class_rank,
+)
 
 pairs = st.integers(1, 300).flatmap(lambda n: st.tuples(
     hnp.arrays(np.int64, n, elements=st.integers(0, 9)), hnp.arrays(np.int64, n, elements=st.integers(0, 9))))
@@ -30,7 +35,8 @@ def _check_against_sklearn(y_true, y_pred):
     for ours, name in ((report.precision, "precision_score"), (report.recall, "recall_score"), (report.f1, "f1_score")):
         assert ours == pytest.approx(getattr(skm, name)(y_true, y_pred, average="macro", zero_division=0))
     k = int(max(y_true.max(), y_pred.max())) + 1
-    np.testing.assert_array_equal(confusion_matrix(y_true, y_pred), skm.confusion_matrix(y_true, y_pred, labels=range(k)))
+    expected = skm.confusion_matrix(y_true, y_pred, labels=range(k))
+    np.testing.assert_array_equal(confusion_matrix(y_true, y_pred), expected)
 
 
 @pytest.mark.property

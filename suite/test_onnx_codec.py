@@ -8,8 +8,18 @@ import pytest
 import torch
 
 from greenbench.models import CIFAR_NETWORKS, build_network, network_spec
-from greenbench.onnxcodec import (OnnxCodecError, decode_container, encode_container, export_onnx, flat_weights,
-                                  load_onnx, quantize_model, run_onnx, weight_names, weights)
+from greenbench.onnxcodec import (
+    OnnxCodecError,
+    decode_container,
+    encode_container,
+    export_onnx,
+    flat_weights,
+    load_onnx,
+    quantize_model,
+    run_onnx,
+    weight_names,
+    weights,
+)
 from greenbench.quantizers import Deadzone, Midtread, Minifloat, MuLaw, quantizer_examples
 
 

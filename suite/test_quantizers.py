@@ -10,8 +10,16 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from greenbench.quantizers import (MINIFLOAT_FORMATS, Affine, Deadzone, Midrise, Midtread, Minifloat, MuLaw,
-                                   make_quantizer)
+from greenbench.quantizers import (
+    MINIFLOAT_FORMATS,
+    Affine,
+    Deadzone,
+    Midrise,
+    Midtread,
+    Minifloat,
+    MuLaw,
+    make_quantizer,
+)
 
 finite = st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False)
 vectors = hnp.arrays(np.float64, st.integers(1, 64), elements=finite)

@@ -11,8 +11,15 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from greenbench.quantizers import Deadzone
-from greenbench.rate import (compression_ratio, decode_indices, encode_indices, entropy_bits,
-                             general_purpose_sizes, index_counts, space_reduction)
+from greenbench.rate import (
+    compression_ratio,
+    decode_indices,
+    encode_indices,
+    entropy_bits,
+    general_purpose_sizes,
+    index_counts,
+    space_reduction,
+)
 
 index_arrays = hnp.arrays(st.sampled_from([np.int8, np.int16, np.int32, np.int64]), st.integers(1, 3000),
                           elements=st.integers(-100, 100))

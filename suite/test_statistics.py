@@ -7,8 +7,15 @@ import pytest
 from scipy import stats
 
 from greenbench.baselines import load_paper_table
-from greenbench.statistics import (accuracy_equivalence, coefficient_of_variation, mann_whitney, mcnemar,
-                                   paper_analysis, relative_reduction, shapiro_wilk)
+from greenbench.statistics import (
+    accuracy_equivalence,
+    coefficient_of_variation,
+    mann_whitney,
+    mcnemar,
+    paper_analysis,
+    relative_reduction,
+    shapiro_wilk,
+)
 
 
 def test_shapiro_and_mann_whitney_are_scipys():

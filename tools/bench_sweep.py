@@ -55,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         rows.append([family, s.setting.label if s else "—", f.setting.label if f else "—",
                      f"{f.entropy:.3f}" if f else "—", f"{f.compression_ratio:.2f}" if f else "—",
                      "same" if (s and f and s.setting.label == f.setting.label) or (s is f is None) else "DIFFERENT"])
-    print(f"{args.network} on {len(y):,} Fashion-MNIST test images, budget {args.budget} pp, top-1 {full_eval.top1:.4f}")
+    print(f"{args.network} on {len(y):,} Fashion-MNIST test images, budget {args.budget} pp, "
+          f"top-1 {full_eval.top1:.4f}")
     print(tabulate(rows, headers=["family", "search picks", "full grid picks", "H", "CR", "agreement"]))
     ratio = search_eval.evaluations / full_eval.evaluations
     print(f"full grid: {full_eval.evaluations} evaluations, {full_s:.1f} s; search: {search_eval.evaluations} "

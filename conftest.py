@@ -304,9 +304,6 @@ def gpu_meter(cuda_device):
 @pytest.fixture(scope="session")
 def benchmark_data(fashion_mnist):
     """The FP16 benchmark's test set: CIFAR-10 where present, else Fashion-MNIST as 3×32×32."""
-    from greenbench.data import DatasetMissingError, load_dataset
+    from greenbench.data import load_first_available
 
-    try:
-        return load_dataset("cifar-10", allow_download=False)
-    except DatasetMissingError:
-        return fashion_mnist
+    return load_first_available("cifar-10", "fashion-mnist")

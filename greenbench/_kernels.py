@@ -28,9 +28,29 @@ class _Kernel:
         return (self.parallel if data.size >= PARALLEL_MIN else self.serial)(data, *args)
 
 
+# The magnitude rules of the uniform family, as functions of t = |X|/Δ (the sign is applied after).
+@nb.njit(inline="always")
+def midtread_rule(t, delta):
+    """Eq. 2.21, round(t) with ties away from zero."""
+    f = math.floor(t)
+    return np.int64(f) + (1 if t - f >= 0.5 else 0)
+
+
+@nb.njit(inline="always")
+def midrise_rule(t, delta):
+    """Eq. 2.23, ⌈t⌉ taken as ⌊t⌋ + 1 (bins [kΔ, (k+1)Δ)), so that X = 0 maps to +1 (s(0) = +1)."""
+    return np.int64(math.floor(t)) + 1
+
+
+@nb.njit(inline="always")
+def deadzone_rule(t, delta):
+    """Eq. 2.25: 0 if t < δ, else ⌊t − δ⌋ + 1."""
+    return np.int64(0) if t < delta else np.int64(math.floor(t - delta)) + 1
+
+
 @_Kernel
-def midtread_quantize(x, step, qmax, out):
-    """Eq. 2.21, q = round(X/Δ) with ties away from zero, clipped to ±qmax."""
+def uniform_quantize(x, step, delta, qmax, out, rule):
+    """q = s(X)·min(rule(|X|/Δ), qmax) for every element; returns the count of non-finite inputs."""
     bad = 0
     for i in nb.prange(x.size):
         v = np.float64(x[i])
@@ -38,44 +58,8 @@ def midtread_quantize(x, step, qmax, out):
             bad += 1
             out[i] = 0
             continue
-        t = abs(v) / step
-        f = math.floor(t)
-        q = min(np.int64(f) + (1 if t - f >= 0.5 else 0), qmax)
+        q = min(rule(abs(v) / step, delta), qmax)
         out[i] = -q if v < 0 else q
-    return bad
-
-
-@_Kernel
-def midrise_quantize(x, step, qmax, out):
-    """Eq. 2.23, q = s(X)·⌈|X|/Δ⌉ with ⌈t⌉ taken as ⌊t⌋+1 (bins [kΔ, (k+1)Δ)), s(0) = +1."""
-    bad = 0
-    for i in nb.prange(x.size):
-        v = np.float64(x[i])
-        if not math.isfinite(v):
-            bad += 1
-            out[i] = 1
-            continue
-        q = min(np.int64(math.floor(abs(v) / step)) + 1, qmax)
-        out[i] = -q if v < 0 else q
-    return bad
-
-
-@_Kernel
-def deadzone_quantize(x, step, delta, qmax, out):
-    """Eq. 2.25: 0 if |X| < δΔ, else s(X)·(⌊|X|/Δ − δ⌋ + 1), clipped to ±qmax."""
-    bad = 0
-    for i in nb.prange(x.size):
-        v = np.float64(x[i])
-        if not math.isfinite(v):
-            bad += 1
-            out[i] = 0
-            continue
-        t = abs(v) / step
-        if t < delta:
-            out[i] = 0
-        else:
-            q = min(np.int64(math.floor(t - delta)) + 1, qmax)
-            out[i] = -q if v < 0 else q
     return bad
 
 

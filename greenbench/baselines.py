@@ -114,12 +114,6 @@ class Comparison:
     status: str  # "ok", "improved", "regressed", "changed", "missing"
 
     @property
-    def change(self) -> float | None:
-        if self.baseline is None or self.baseline == 0 or not math.isfinite(self.baseline):
-            return None
-        return (self.measured - self.baseline) / abs(self.baseline)
-
-    @property
     def failed(self) -> bool:
         return self.status in ("regressed", "changed")
 

@@ -41,13 +41,6 @@ CLAIMS: dict[str, Claim] = {c.id: c for c in (
 )}
 
 
-def claim(claim_id: str) -> Claim:
-    try:
-        return CLAIMS[claim_id]
-    except KeyError:
-        raise ValueError(f"unknown claim {claim_id!r}; known: {', '.join(CLAIMS)}") from None
-
-
 @dataclass(frozen=True)
 class Metric:
     """A measured figure with its sampling spread (SD or SE) and which direction is better."""
@@ -109,5 +102,3 @@ class ClaimRecord:
         metrics = {k: Metric(**v) for k, v in data.get("metrics", {}).items()}
         return cls(**{**data, "metrics": metrics})
 
-
-VERDICTS = ("reproduced", "not reproduced", "not run")

@@ -32,7 +32,6 @@ class Setting:
     family: str
     label: str
     make: Callable[[], Quantizer] = field(compare=False, repr=False)
-    log2_levels: int | None = None
 
 
 def thesis_grid() -> dict[str, list[Setting]]:
@@ -43,7 +42,7 @@ def thesis_grid() -> dict[str, list[Setting]]:
         "mu-law": lambda n: MuLaw(n, xmax=1.0),
         **{f"deadzone δ={d}": (lambda n, d=d: Deadzone(d, levels=n)) for d in THESIS_DELTAS},
     }
-    grid = {name: [Setting(name, f"{name} i={i}", (lambda f=make, i=i: f(2**i)), i) for i in THESIS_LEVEL_EXPONENTS]
+    grid = {name: [Setting(name, f"{name} i={i}", (lambda f=make, i=i: f(2**i))) for i in THESIS_LEVEL_EXPONENTS]
             for name, make in families.items()}
     grid["minifloat"] = [Setting("minifloat", f"minifloat 1/{e}/{m}", (lambda e=e, m=m: Minifloat(e, m)))
                          for e, m in MINIFLOAT_FORMATS]

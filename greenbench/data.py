@@ -62,7 +62,6 @@ class DatasetSpec:
     url: str = ""  # base URL, or the archive URL when `archive` is set
     archive: DataFile | None = None
     system_dirs: tuple[str, ...] = ()
-    image_shape: tuple[int, int, int] = (1, 28, 28)
     classes: tuple[str, ...] = field(default_factory=tuple)
 
 
@@ -197,7 +196,6 @@ CIFAR10 = DatasetSpec(
     reader=_read_cifar_dataset,
     url="https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
     archive=DataFile("cifar-10-python.tar.gz", "c58f30108f718f92721af3b95e74349a"),
-    image_shape=(3, 32, 32),
     classes=("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
 )
 
@@ -297,12 +295,15 @@ def load_from(spec: DatasetSpec, folder: Path) -> Dataset:
     return spec.reader(spec, folder)
 
 
-def dataset_available(name: str) -> tuple[bool, str]:
-    """(True, folder) or (False, the reason), without downloading."""
-    try:
-        return True, str(locate(dataset_spec(name), allow_download=False))
-    except DatasetError as exc:
-        return False, str(exc)
+def load_first_available(*names: str) -> Dataset:
+    """The first of the named data sets that is present (no download); DatasetMissingError if none is."""
+    reasons = []
+    for name in names:
+        try:
+            return load_dataset(name, allow_download=False)
+        except DatasetMissingError as exc:
+            reasons.append(str(exc))
+    raise DatasetMissingError("\n".join(reasons))
 
 
 def to_network_input(images: np.ndarray, shape: tuple[int, int, int] = (3, 32, 32)) -> torch.Tensor:

@@ -53,9 +53,6 @@ class NetworkBenchmark:
         return np.array([(m.net_of_idle_j(idle) if net_of_idle else m.energy_j) / m.repeats
                          for m in self.runs[precision]])
 
-    def component_energy(self, precision: str, component: str) -> np.ndarray:
-        return np.array([m.components[component] / m.repeats for m in self.runs[precision]])
-
     def time(self, precision: str) -> np.ndarray:
         return np.array([m.duration_per_repeat_s for m in self.runs[precision]])
 

@@ -178,8 +178,6 @@ NETWORKS: dict[str, NetworkSpec] = {
     )
 }
 CIFAR_NETWORKS = ("lenet5", "alexnet", "googlenet", "vgg11", "resnet34")
-DISPLAY_NAMES = {"lenet5": "LeNet-5", "alexnet": "AlexNet", "googlenet": "GoogLeNet", "vgg11": "VGG-11",
-                 "resnet34": "ResNet-34", "lenet5-mnist": "LeNet-5 (MNIST)", "alexnet-mnist": "AlexNet (MNIST)"}
 
 
 def network_spec(name: str) -> NetworkSpec:

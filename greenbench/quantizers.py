@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -181,10 +181,11 @@ class _UniformBase(Quantizer):
     def _index_dtype(self) -> type:
         return np.int64 if self.levels is None or self.qmax >= 2**31 else np.int32
 
-    def _run_quantize(self, kernel: Callable[..., int], x: Any, *args: Any) -> np.ndarray:
+    def _run_quantize(self, x: Any, delta: float, rule: Any) -> np.ndarray:
         arr = as_float_array(x)
         out = np.empty(arr.size, dtype=self._index_dtype())
-        _raise_if(kernel(_kernel_input(arr), *args, out), "input holds {bad} non-finite value(s) (NaN or inf)")
+        bad = _kernels.uniform_quantize(_kernel_input(arr), self.step, delta, self.qmax, out, rule)
+        _raise_if(bad, "input holds {bad} non-finite value(s) (NaN or inf)")
         return out.reshape(arr.shape)
 
     def _run_dequantize(self, q: Any, offset: float, allow_zero: bool, dtype: Any) -> np.ndarray:
@@ -215,7 +216,7 @@ class Midtread(_UniformBase):
         return (levels - 1) // 2
 
     def quantize(self, x: Any) -> np.ndarray:
-        return self._run_quantize(_kernels.midtread_quantize, x, self.step, self.qmax)
+        return self._run_quantize(x, 0.0, _kernels.midtread_rule)
 
     def dequantize(self, q: Any, dtype: Any = np.float64) -> np.ndarray:
         return self._run_dequantize(q, 0.0, True, dtype)
@@ -243,7 +244,7 @@ class Midrise(_UniformBase):
         return levels // 2
 
     def quantize(self, x: Any) -> np.ndarray:
-        return self._run_quantize(_kernels.midrise_quantize, x, self.step, self.qmax)
+        return self._run_quantize(x, 0.0, _kernels.midrise_rule)
 
     def dequantize(self, q: Any, dtype: Any = np.float64) -> np.ndarray:
         return self._run_dequantize(q, -0.5, False, dtype)
@@ -286,7 +287,7 @@ class Deadzone(_UniformBase):
         return {"delta": self.delta, **super().params}
 
     def quantize(self, x: Any) -> np.ndarray:
-        return self._run_quantize(_kernels.deadzone_quantize, x, self.step, self.delta, self.qmax)
+        return self._run_quantize(x, self.delta, _kernels.deadzone_rule)
 
     def dequantize(self, q: Any, dtype: Any = np.float64) -> np.ndarray:
         return self._run_dequantize(q, self.delta - 0.5, self.delta > 0, dtype)

@@ -108,10 +108,6 @@ class CodedIndices:
     entropy: float  # bits per symbol of the empirical distribution
 
     @property
-    def bits_per_symbol(self) -> float:
-        return 8 * len(self.data) / self.count
-
-    @property
     def overhead(self) -> float:
         """Relative excess of the real size over the ideal n·H bits (inf when H = 0)."""
         ideal = self.count * self.entropy

@@ -73,6 +73,17 @@ def write_markdown_report(path: Path, title: str, sections: Sequence[tuple[str, 
 
 # --------------------------------------------------------------------------- plots
 
+def _save(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def plot_rate_accuracy(points: Sequence[dict[str, Any]], original_top1: float, title: str, path: Path) -> Path:
     """Top-1 accuracy against entropy (bits/weight) per quantizer family, like thesis Figs. 3.6–3.11."""
     import matplotlib
@@ -92,12 +103,7 @@ def plot_rate_accuracy(points: Sequence[dict[str, Any]], original_top1: float, t
     ax.set_ylim(max(0, 100 * original_top1 - 10), 100 * original_top1 + 2)
     ax.set_title(title)
     ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_fp16_bars(benchmarks: dict[str, dict[str, Any]], path: Path) -> Path:
@@ -120,12 +126,7 @@ def plot_fp16_bars(benchmarks: dict[str, dict[str, Any]], path: Path) -> Path:
         ax.legend()
     source = {r["source"] for b in benchmarks.values() for runs in b["runs"].values() for r in runs}
     fig.suptitle(f"FP32 vs AMP FP16 inference (energy source: {', '.join(sorted(source))})")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 # --------------------------------------------------------------------------- the report of a run
@@ -162,7 +163,11 @@ def build_report(report_dir: Path, paper_root: Path) -> Path:
     claims = json.loads((report_dir / "claims.json").read_text())
     rows = [ClaimRow.from_json(r) for r in claims["rows"]]
     prov = claims["provenance"]
-    sections = [("Claims", render_claims_table(rows, tablefmt="github", width=400)),
+    from .claims import CLAIMS
+
+    statements = _md_table([[c.id, c.source, c.statement] for c in CLAIMS.values()], ["claim", "source", "statement"])
+    sections = [("The claims", statements),
+                ("Verdicts on this hardware", render_claims_table(rows, tablefmt="github", width=400)),
                 ("Provenance", _md_table([[k, json.dumps(v) if isinstance(v, dict) else v]
                                           for k, v in prov.items()], ["field", "value"]))]
 

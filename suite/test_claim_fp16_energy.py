@@ -53,36 +53,30 @@ def _measured_or_skip(bench):
         pytest.skip(f"energy source is {sorted(bench.sources())}: estimates do not gate energy claims")
 
 
-@pytest.mark.parametrize("network", CIFAR_NETWORKS)
-def test_fp16_uses_less_energy(network, benchmarks, baseline_root, claim):
-    bench = benchmarks[network]
-    _measured_or_skip(bench)
-    r = relative_reduction(bench.energy("fp32"), bench.energy("fp16"))
-    paper = load_paper_table("seed000-table2", baseline_root)["data"]["networks"][network]
-    paper_reduction = 1 - paper["fp16"]["energy_wh"] / paper["fp32"]["energy_wh"]
-    holds = r.estimate > 0 and (r.excludes_zero or network not in NEEDS_INTERVAL)
-    claim.verdict(holds, claimed=f"FP16 saves energy (paper {100 * paper_reduction:.2f} %)",
-                  tolerance="reduction > 0; 95 % CI excludes 0" + (" (required)" if network in NEEDS_INTERVAL else ""),
-                  measured={"FP32 J": float(bench.energy("fp32").mean()), "FP16 J": float(bench.energy("fp16").mean()),
-                            "reduction %": 100 * r.estimate, "CI %": f"[{100 * r.low:.1f}, {100 * r.high:.1f}]",
-                            "net of idle %": 100 * (1 - bench.energy("fp16", True).mean()
-                                                    / bench.energy("fp32", True).mean()),
-                            "idle W": bench.idle_power_w},
-                  metrics={"energy_ratio": Metric(1 - r.estimate, (r.high - r.low) / 3.92, "lower")})
+QUANTITIES = {"energy": ("energy_wh", "J", "saves energy"), "time": ("time_s", "s", "is faster")}
 
 
+@pytest.mark.parametrize("quantity", list(QUANTITIES))
 @pytest.mark.parametrize("network", CIFAR_NETWORKS)
-def test_fp16_is_faster(network, benchmarks, baseline_root, claim):
+def test_fp16_reduces_energy_and_time(network, quantity, benchmarks, baseline_root, claim):
     bench = benchmarks[network]
-    r = relative_reduction(bench.time("fp32"), bench.time("fp16"))
+    if quantity == "energy":
+        _measured_or_skip(bench)
+    runs = {p: bench.energy(p) if quantity == "energy" else bench.time(p) for p in ("fp32", "fp16")}
+    r = relative_reduction(runs["fp32"], runs["fp16"])
+    paper_key, unit, verb = QUANTITIES[quantity]
     paper = load_paper_table("seed000-table2", baseline_root)["data"]["networks"][network]
-    paper_reduction = 1 - paper["fp16"]["time_s"] / paper["fp32"]["time_s"]
+    paper_reduction = 1 - paper["fp16"][paper_key] / paper["fp32"][paper_key]
+    measured = {f"FP32 {unit}": float(runs["fp32"].mean()), f"FP16 {unit}": float(runs["fp16"].mean()),
+                "reduction %": 100 * r.estimate, "CI %": f"[{100 * r.low:.1f}, {100 * r.high:.1f}]"}
+    if quantity == "energy":
+        net = {p: bench.energy(p, net_of_idle=True).mean() for p in ("fp32", "fp16")}
+        measured.update({"net of idle %": 100 * (1 - net["fp16"] / net["fp32"]), "idle W": bench.idle_power_w})
     holds = r.estimate > 0 and (r.excludes_zero or network not in NEEDS_INTERVAL)
-    claim.verdict(holds, claimed=f"FP16 is faster (paper {100 * paper_reduction:.2f} %)",
+    claim.verdict(holds, claimed=f"FP16 {verb} (paper {100 * paper_reduction:.2f} %)",
                   tolerance="reduction > 0; 95 % CI excludes 0" + (" (required)" if network in NEEDS_INTERVAL else ""),
-                  measured={"FP32 s": float(bench.time("fp32").mean()), "FP16 s": float(bench.time("fp16").mean()),
-                            "reduction %": 100 * r.estimate, "CI %": f"[{100 * r.low:.1f}, {100 * r.high:.1f}]"},
-                  metrics={"time_ratio": Metric(1 - r.estimate, (r.high - r.low) / 3.92, "lower")})
+                  measured=measured, metrics={f"{quantity}_ratio": Metric(1 - r.estimate, (r.high - r.low) / 3.92,
+                                                                          "lower")})
 
 
 def test_resnet34_energy_reduction_at_least_20_percent(benchmarks, claim):

@@ -17,7 +17,7 @@ import pytest
 
 from greenbench.baselines import load_paper_table
 from greenbench.claims import Metric
-from greenbench.data import DatasetMissingError, load_dataset, to_network_input
+from greenbench.data import load_first_available, to_network_input
 from greenbench.energy import MEASURED, measure
 from greenbench.fp16 import inference_pass
 from greenbench.statistics import relative_reduction
@@ -31,10 +31,7 @@ RUNS = 10
 
 @pytest.fixture(scope="module")
 def mnist_like(fashion_mnist):
-    try:
-        return load_dataset("mnist", allow_download=False)
-    except DatasetMissingError:
-        return fashion_mnist
+    return load_first_available("mnist", "fashion-mnist")
 
 
 def test_alexnet_uses_more_energy_for_similar_accuracy(mnist_like, gpu_meter, cuda_device, baseline_root, claim):

@@ -28,19 +28,12 @@ steps = st.floats(1e-4, 10.0)
 
 
 @pytest.mark.property
+@pytest.mark.parametrize("delta, uniform", [(0.5, Midtread), (0.0, Midrise)], ids=["δ=0.5≡midtread", "δ=0≡midrise"])
 @given(x=vectors, n=levels, xmax=st.floats(0.01, 100.0))
-def test_deadzone_half_is_midtread(x, n, xmax):
-    dz, mt = Deadzone(0.5, levels=n, xmax=xmax), Midtread(levels=n, xmax=xmax)
-    np.testing.assert_array_equal(dz.quantize(x), mt.quantize(x))
-    np.testing.assert_array_equal(dz.reconstruct(x), mt.reconstruct(x))
-
-
-@pytest.mark.property
-@given(x=vectors, n=levels, xmax=st.floats(0.01, 100.0))
-def test_deadzone_zero_is_midrise(x, n, xmax):
-    dz, mr = Deadzone(0.0, levels=n, xmax=xmax), Midrise(levels=n, xmax=xmax)
-    np.testing.assert_array_equal(dz.quantize(x), mr.quantize(x))
-    np.testing.assert_array_equal(dz.reconstruct(x), mr.reconstruct(x))
+def test_deadzone_contains_the_uniform_quantizers(delta, uniform, x, n, xmax):
+    dz, u = Deadzone(delta, levels=n, xmax=xmax), uniform(levels=n, xmax=xmax)
+    np.testing.assert_array_equal(dz.quantize(x), u.quantize(x))
+    np.testing.assert_array_equal(dz.reconstruct(x), u.reconstruct(x))
 
 
 @pytest.mark.property

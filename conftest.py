@@ -124,15 +124,19 @@ class ClaimsTable:
         elif report.when == "call":
             row.verdict = "reproduced"
 
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node, error) -> None:  # xdist: a worker's GPU deselections
+        reported = getattr(node, "workeroutput", {}).get("greenbench_gpu_deselected")
+        if reported and not self.config.stash.get(_GPU_DESELECTED, []):
+            self.config.stash[_GPU_DESELECTED] = [tuple(entry) for entry in reported]
+
     def pytest_terminal_summary(self, terminalreporter) -> None:
         deselected = self.config.stash.get(_GPU_DESELECTED, [])
         if deselected:
             terminalreporter.write_line(f"greenbench: {len(deselected)} GPU tests not run: {NO_CUDA}")
-        for item in deselected:
-            marker = item.get_closest_marker("claim")
-            if marker and marker.args and "claim" in item.fixturenames:
-                self.rows[item.nodeid] = ClaimRow(marker.args[0], CLAIMS[marker.args[0]].source, item.name,
-                                                  "not run", "no CUDA device")
+        for nodeid, claim_id, name in deselected:
+            if claim_id:
+                self.rows[nodeid] = ClaimRow(claim_id, CLAIMS[claim_id].source, name, "not run", "no CUDA device")
         if not self.rows:
             return
         rows = sorted(self.rows.values(), key=lambda r: (list(CLAIMS).index(r.claim_id), r.case))
@@ -188,7 +192,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if gpu and not torch.cuda.is_available():  # `pytest -m gpu` here: one line says why, not one per test
         items[:] = [item for item in items if not item.get_closest_marker("gpu")]
         config.hook.pytest_deselected(items=gpu)
-        config.stash[_GPU_DESELECTED] = gpu
+        deselected = []
+        for item in gpu:
+            marker = item.get_closest_marker("claim")
+            claim_id = marker.args[0] if marker and marker.args and "claim" in item.fixturenames else None
+            deselected.append((item.nodeid, claim_id, item.name))
+        config.stash[_GPU_DESELECTED] = deselected
+        if hasattr(config, "workeroutput"):  # tell the xdist controller, which collects nothing itself
+            config.workeroutput["greenbench_gpu_deselected"] = deselected
     for item in items:
         marker = item.get_closest_marker("claim")
         if marker and marker.args and "claim" in getattr(item, "fixturenames", ()):  # a row of the claims table

@@ -65,10 +65,13 @@ class ClaimCheck:
         self.expected = (store.case(claim_id, self.case) or {}).get("outcome")
 
     def verdict(self, holds: bool, *, claimed: str, tolerance: str, measured: dict,
-                metrics: dict[str, Metric] | None = None, note: str = "") -> None:
-        """Record the outcome; fail if the claim does not hold or a metric regressed from the baseline."""
+                metrics: dict[str, Metric] | None = None, note: str = "", inputs: dict | None = None) -> None:
+        """Record the outcome; fail if the claim does not hold or a metric regressed from the baseline.
+
+        `inputs` names what the figure was measured on (seed, data checksum, checkpoint), for provenance.
+        """
         record = ClaimRecord(self.claim_id, self.case, claimed, tolerance, measured, bool(holds), metrics or {},
-                             note=note)
+                             note=note, inputs=inputs or {})
         comparisons = self.store.compare(record) if record.metrics else []
         outcome = "reproduced" if holds else "not reproduced"
         if self.update and record.metrics:
@@ -253,6 +256,11 @@ class TrainedNetworks:
         if key not in self._cache:
             self._cache[key] = load_checkpoint(self.paths[network])
         return self._cache[key]
+
+    def inputs(self, network: str) -> dict:
+        """What a figure on this network was measured on (for the baseline's provenance)."""
+        _, meta = self.checkpoint(network)
+        return {"data_md5": self.dataset.checksum, "checkpoint_sha256": meta["weights_sha256"]}
 
     def onnx(self, network: str):
         from greenbench.models import network_spec

@@ -12,6 +12,7 @@ worse direction by more than 3 combined spreads (the baseline's and this run's).
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 from dataclasses import dataclass
@@ -60,6 +61,7 @@ BASELINE_SCHEMA = {
                     "measured": {"type": "object"},
                     "date": {"type": "string"},
                     "note": {"type": "string"},
+                    "inputs": {"type": "object"},
                 },
             },
         },
@@ -170,21 +172,28 @@ class BaselineStore:
         return [compare_metric(name, m, metrics.get(name)) for name, m in record.metrics.items()]
 
     def update(self, record: ClaimRecord, outcome: str, run_provenance: dict[str, Any] | None = None) -> Path:
-        """Store this record as the profile's baseline for its case; other cases are kept."""
+        """Store this record as the profile's baseline for its case; other cases are kept.
+
+        Read-modify-write under an exclusive lock: xdist workers update one claim's file concurrently.
+        """
         path = self.path(record.claim_id)
-        data = self.load(record.claim_id) or {
-            "schema": SCHEMA_ID, "claim": record.claim_id, "profile": self.profile, "cases": {}}
-        data["provenance"] = run_provenance or provenance()
-        data["cases"][record.case] = {
-            "outcome": outcome,
-            "metrics": {k: {"value": v.value, "spread": v.spread, "better": v.better, "unit": v.unit}
-                        for k, v in record.metrics.items()},
-            "measured": {k: v for k, v in record.measured.items() if isinstance(v, (int, float, str, bool))},
-            "date": data["provenance"]["date"],
-            **({"note": record.note} if record.note else {}),
-        }
-        jsonschema.validate(data, BASELINE_SCHEMA)  # never write what we could not read back
-        atomic_write_json(path, data)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path.parent / f".{path.name}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            data = self.load(record.claim_id) or {
+                "schema": SCHEMA_ID, "claim": record.claim_id, "profile": self.profile, "cases": {}}
+            data["provenance"] = run_provenance or provenance()
+            data["cases"][record.case] = {
+                "outcome": outcome,
+                "metrics": {k: {"value": v.value, "spread": v.spread, "better": v.better, "unit": v.unit}
+                            for k, v in record.metrics.items()},
+                "measured": {k: v for k, v in record.measured.items() if isinstance(v, (int, float, str, bool))},
+                "date": data["provenance"]["date"],
+                **({"note": record.note} if record.note else {}),
+                **({"inputs": record.inputs} if record.inputs else {}),
+            }
+            jsonschema.validate(data, BASELINE_SCHEMA)  # never write what we could not read back
+            atomic_write_json(path, data)
         return path
 
     def profiles(self) -> list[str]:

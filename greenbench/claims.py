@@ -87,6 +87,7 @@ class ClaimRecord:
     metrics: dict[str, Metric] = field(default_factory=dict)
     baseline: str = ""  # outcome of the baseline comparison, filled by the glue
     note: str = ""
+    inputs: dict[str, Any] = field(default_factory=dict)  # what the figure was measured on: seed, data md5, …
 
     def measured_text(self) -> str:
         return ", ".join(f"{k} {format_value(v)}" for k, v in self.measured.items())

@@ -41,7 +41,8 @@ def test_model_reaches_cr_4_within_budget(network, trained_networks, claim):
                             "top-1 loss pp": best.loss_top1_pp, "top-1": best.top1,
                             "evaluations": study.evaluator.evaluations},
                   metrics={"entropy_bits": Metric(best.entropy, 0.0, "lower", "bits/weight"),
-                           "loss_top1_pp": Metric(best.loss_top1_pp, _accuracy_spread_pp(best, n), "lower", "pp")})
+                           "loss_top1_pp": Metric(best.loss_top1_pp, _accuracy_spread_pp(best, n), "lower", "pp")},
+                  inputs=trained_networks.inputs(network))
 
 
 @pytest.mark.parametrize("tier", [pytest.param("default"), pytest.param("nightly", marks=pytest.mark.nightly)])
@@ -53,7 +54,8 @@ def test_mean_cr_over_models_at_least_8(tier, trained_networks, claim):
     mean = float(np.mean(list(crs.values())))
     claim.verdict(mean >= 8.0, claimed="mean CR ≈ 8 (thesis: 8 ImageNet models)", tolerance="mean CR ≥ 8",
                   measured={"mean CR": mean, **{f"CR {n}": v for n, v in crs.items()}},
-                  metrics={"mean_cr": Metric(mean, 0.0, "higher")})
+                  metrics={"mean_cr": Metric(mean, 0.0, "higher")},
+                  inputs={n: trained_networks.inputs(n)["checkpoint_sha256"] for n in networks})
 
 
 @pytest.mark.parametrize("network", network_params())
@@ -71,4 +73,5 @@ def test_real_cr_within_3_percent_of_entropy_cr(network, trained_networks, claim
                   tolerance="|real/ideal − 1| ≤ 3 %",
                   measured={"real CR": container.real_cr, "32/H": best.compression_ratio, "gap %": 100 * gap,
                             "container bytes": len(container.data), "outputs identical": exact},
-                  metrics={"real_cr": Metric(container.real_cr, 0.0, "higher")})
+                  metrics={"real_cr": Metric(container.real_cr, 0.0, "higher")},
+                  inputs=trained_networks.inputs(network))

@@ -39,6 +39,7 @@ LOW_RATES = (0.5, 1.0, 1.5)
 N_SAMPLES = 1_000_000
 SEED = 20_240_004
 LAPLACE = stats.laplace(scale=1 / math.sqrt(2))  # unit variance
+SOURCE_INPUTS = {"seed": SEED, "samples": N_SAMPLES}
 UNIFORM = stats.uniform(-math.sqrt(3), 2 * math.sqrt(3))  # unit variance
 
 
@@ -78,7 +79,8 @@ def test_best_deadzone_not_below_other_families(laplace_study, rate, claim):
                   tolerance=f"margin ≥ −{tol:.3f} dB",
                   measured={"deadzone dB": deadzone, "best rival": best_rival, "margin dB": margin,
                             "rivals not reaching this rate": len(rivals) - len(reachable)},
-                  metrics={"margin_db": Metric(margin, tol / 3, "higher", "dB")})
+                  metrics={"margin_db": Metric(margin, tol / 3, "higher", "dB")},
+                  inputs=SOURCE_INPUTS)
 
 
 @pytest.mark.parametrize("rate", LOW_RATES)
@@ -86,7 +88,8 @@ def test_wide_deadzone_beats_midtread_at_low_rate(laplace_study, rate, claim):
     study, tol = laplace_study
     gain = _at(study, "deadzone δ=0.7", rate) - _at(study, "midtread", rate)
     claim.verdict(gain >= 0.3, claimed="δ=0.7 beats midtread by ≥ 0.3 dB", tolerance="gain ≥ 0.3 dB",
-                  measured={"gain dB": gain}, metrics={"gain_db": Metric(gain, tol / 3, "higher", "dB")})
+                  measured={"gain dB": gain}, metrics={"gain_db": Metric(gain, tol / 3, "higher", "dB")},
+                  inputs=SOURCE_INPUTS)
 
 
 @pytest.mark.parametrize("family", ["midtread", "midrise"])
@@ -96,7 +99,8 @@ def test_uniform_quantizers_sit_1_53_db_below_shannon_bound(laplace_study, famil
     theory = 10 * math.log10(math.pi * math.e / 6)  # 1.53 dB: the space-filling loss of a uniform cell
     claim.verdict(abs(gap - theory) <= 0.1, claimed=f"gap to Shannon lower bound at 6 bits = {theory:.3f} dB",
                   tolerance="± 0.1 dB", measured={"gap dB": gap},
-                  metrics={"gap_db": Metric(gap, tol / 3, None, "dB")})
+                  metrics={"gap_db": Metric(gap, tol / 3, None, "dB")},
+                  inputs=SOURCE_INPUTS)
 
 
 @pytest.mark.parametrize("rate", RATES)
@@ -105,7 +109,8 @@ def test_centroid_deadzone_within_0_1_db_of_ecsq(laplace_study, rate, claim):
     shortfall = _at(study, "ecsq", rate) - _at(study, "deadzone-centroid", rate)
     claim.verdict(shortfall <= 0.1, claimed="centroid deadzone (best δ) within 0.1 dB of ECSQ",
                   tolerance="ECSQ − deadzone ≤ 0.1 dB", measured={"ECSQ − deadzone dB": shortfall},
-                  metrics={"shortfall_db": Metric(shortfall, tol / 3, "lower", "dB")})
+                  metrics={"shortfall_db": Metric(shortfall, tol / 3, "lower", "dB")},
+                  inputs=SOURCE_INPUTS)
 
 
 @pytest.mark.parametrize("rate", LOW_RATES)
@@ -115,6 +120,7 @@ def test_control_uniform_source_has_no_wide_deadzone_advantage(uniform_study, ra
     claim.verdict(gain < 0.3, claimed="on a uniform source δ=0.7 gains < 0.3 dB over midtread",
                   tolerance="gain < 0.3 dB", measured={"gain dB": gain},
                   metrics={"gain_db": Metric(gain, tol / 3, None, "dB")},
+                  inputs=SOURCE_INPUTS,
                   note="Eq. 2.26 reconstructs at cell midpoints; on a bounded source midtread's outer "
                        "levels then fall outside the support at low rate, which a wide zero cell avoids")
 
@@ -125,7 +131,8 @@ def test_control_deadzone_optimality_is_laplacian_specific(uniform_study, rate, 
     shortfall = _at(study, "ecsq", rate) - _at(study, "deadzone-centroid", rate)
     claim.verdict(shortfall >= 0.3, claimed="on a uniform source the deadzone family is ≥ 0.3 dB short of ECSQ",
                   tolerance="ECSQ − deadzone ≥ 0.3 dB", measured={"ECSQ − deadzone dB": shortfall},
-                  metrics={"shortfall_db": Metric(shortfall, tol / 3, None, "dB")})
+                  metrics={"shortfall_db": Metric(shortfall, tol / 3, None, "dB")},
+                  inputs=SOURCE_INPUTS)
 
 
 @NETWORK_GROUP
@@ -140,4 +147,5 @@ def test_deadzone_family_gives_lowest_rate_on_network(network, trained_networks,
                   tolerance="H(deadzone) − H(best) ≤ 0.1 bit/weight",
                   measured={"deadzone best": deadzone.setting.label, "H deadzone": deadzone.entropy,
                             "overall best": best.setting.label, "gap bits": gap},
-                  metrics={"gap_bits": Metric(gap, 0.0, "lower", "bits/weight")})
+                  metrics={"gap_bits": Metric(gap, 0.0, "lower", "bits/weight")},
+                  inputs=trained_networks.inputs(network))

@@ -47,7 +47,8 @@ def _check(network, device, trained_networks, claim):
                             "discordant": test.only_first_correct + test.only_second_correct,
                             "F1 Δ pp": 100 * (reports["fp16"].f1 - reports["fp32"].f1),
                             "TOST equivalent": tost.equivalent},
-                  metrics={"delta_pp": Metric(delta_pp, 100 * (tost.high - tost.low) / 3.3, None, "pp")})
+                  metrics={"delta_pp": Metric(delta_pp, 100 * (tost.high - tost.low) / 3.3, None, "pp")},
+                  inputs={**trained_networks.inputs(network), "device": device})
 
 
 @pytest.mark.parametrize("network", network_params(("lenet5", "googlenet")))

@@ -58,7 +58,7 @@ QUANTITIES = {"energy": ("energy_wh", "J", "saves energy"), "time": ("time_s", "
 
 @pytest.mark.parametrize("quantity", list(QUANTITIES))
 @pytest.mark.parametrize("network", CIFAR_NETWORKS)
-def test_fp16_reduces_energy_and_time(network, quantity, benchmarks, baseline_root, claim):
+def test_fp16_reduces_energy_and_time(network, quantity, benchmarks, benchmark_data, baseline_root, claim):
     bench = benchmarks[network]
     if quantity == "energy":
         _measured_or_skip(bench)
@@ -76,16 +76,18 @@ def test_fp16_reduces_energy_and_time(network, quantity, benchmarks, baseline_ro
     claim.verdict(holds, claimed=f"FP16 {verb} (paper {100 * paper_reduction:.2f} %)",
                   tolerance="reduction > 0; 95 % CI excludes 0" + (" (required)" if network in NEEDS_INTERVAL else ""),
                   measured=measured, metrics={f"{quantity}_ratio": Metric(1 - r.estimate, (r.high - r.low) / 3.92,
-                                                                          "lower")})
+                                                                          "lower")},
+                  inputs={"data": benchmark_data.name, "data_md5": benchmark_data.checksum, "runs": RUNS})
 
 
-def test_resnet34_energy_reduction_at_least_20_percent(benchmarks, claim):
+def test_resnet34_energy_reduction_at_least_20_percent(benchmarks, benchmark_data, claim):
     bench = benchmarks["resnet34"]
     _measured_or_skip(bench)
     r = relative_reduction(bench.energy("fp32"), bench.energy("fp16"))
     claim.verdict(r.estimate >= 0.20, claimed="ResNet-34 energy −32.96 % (paper)", tolerance="reduction ≥ 20 %",
                   measured={"reduction %": 100 * r.estimate, "CI %": f"[{100 * r.low:.1f}, {100 * r.high:.1f}]"},
-                  metrics={"reduction": Metric(r.estimate, (r.high - r.low) / 3.92, "higher")})
+                  metrics={"reduction": Metric(r.estimate, (r.high - r.low) / 3.92, "higher")},
+                  inputs={"data": benchmark_data.name, "data_md5": benchmark_data.checksum, "runs": RUNS})
 
 
 def test_measurement_quality(benchmarks, gpu_meter, cuda_device, benchmark_data, claim):
@@ -105,7 +107,8 @@ def test_measurement_quality(benchmarks, gpu_meter, cuda_device, benchmark_data,
     claim.verdict(cv <= 0.03, claimed="CV of 10 FP32 energies (paper: 12 %)", tolerance="CV ≤ 3 %",
                   measured={"CV %": 100 * cv, "NVML J": nvml.energy_j, "CodeCarbon GPU J": cc.components.get("gpu"),
                             "CodeCarbon − NVML %": 100 * agreement},
-                  metrics={"cv": Metric(cv, 0.0, "lower")})
+                  metrics={"cv": Metric(cv, 0.0, "lower")},
+                  inputs={"data": benchmark_data.name, "data_md5": benchmark_data.checksum, "runs": RUNS})
 
 
 def test_paper_pooled_analysis(benchmarks, claim):

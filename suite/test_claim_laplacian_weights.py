@@ -39,7 +39,8 @@ def test_fitter_ranks_the_true_family_first(family, claim):
                   tolerance="rank 1 by SSE and by KL",
                   measured={"SSE rank": sse_rank, "KL rank": kl_rank, "runner-up": runner_up,
                             "separation σ": separation},
-                  metrics={"sse_rank": Metric(sse_rank, 0.0, "lower"), "kl_rank": Metric(kl_rank, 0.0, "lower")})
+                  metrics={"sse_rank": Metric(sse_rank, 0.0, "lower"), "kl_rank": Metric(kl_rank, 0.0, "lower")},
+                  inputs={"seed": seed, "samples": N_SAMPLES})
 
 
 @pytest.mark.parametrize("network", network_params(), ids=str)
@@ -51,4 +52,5 @@ def test_laplace_ranks_first_or_second_for_trained_weights(network, trained_netw
                   tolerance="SSE rank ≤ 2",
                   measured={"SSE rank": sse_rank, "KL rank": kl_rank, "SSE first": report.by_sse[0],
                             "KL first": report.by_kl[0]},
-                  metrics={"laplace_sse_rank": Metric(sse_rank, 0.0, "lower")})
+                  metrics={"laplace_sse_rank": Metric(sse_rank, 0.0, "lower")},
+                  inputs=trained_networks.inputs(network))

@@ -17,7 +17,7 @@ import pytest
 
 from greenbench.baselines import load_paper_table
 from greenbench.claims import Metric
-from greenbench.data import load_first_available, to_network_input
+from greenbench.data import SPLIT_SEED, load_first_available, to_network_input
 from greenbench.energy import MEASURED, measure
 from greenbench.fp16 import inference_pass
 from greenbench.statistics import relative_reduction
@@ -56,4 +56,6 @@ def test_alexnet_uses_more_energy_for_similar_accuracy(mnist_like, gpu_meter, cu
                   tolerance="accuracy gap ≤ 1 pp and AlexNet energy > LeNet-5's",
                   measured={"data": mnist_like.name, "acc LeNet-5": trained["lenet5"].test_accuracy,
                             "acc AlexNet": trained["alexnet"].test_accuracy, "AlexNet extra energy %": 100 * extra},
-                  metrics={"alexnet_over_lenet": Metric(1 + extra, 0.0, None)})
+                  metrics={"alexnet_over_lenet": Metric(1 + extra, 0.0, None)},
+                  inputs={"data": mnist_like.name, "data_md5": mnist_like.checksum, "seed": SPLIT_SEED,
+                          "epochs": EPOCHS})

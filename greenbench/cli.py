@@ -13,12 +13,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from .data import load_dataset
     from .training import save_checkpoint, train_network
 
+    out = Path(args.output or f"fixtures/{args.network}-{args.dataset}.safetensors")
+    if args.skip_existing and out.is_file():
+        print(f"{out} exists; not retraining")
+        return 0
     torch.set_num_threads(args.threads or torch.get_num_threads())
     dataset = load_dataset(args.dataset, allow_download=args.download or None)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     result = train_network(args.network, dataset, args.epochs, batch_size=args.batch_size, seed=args.seed,
                            amp=args.amp, device=device, progress=not args.quiet, train_limit=args.train_limit)
-    out = Path(args.output or f"fixtures/{args.network}-{args.dataset}.safetensors")
     save_checkpoint(result.model, out, network=args.network, dataset=args.dataset,
                     data_checksum=dataset.checksum, seed=args.seed, epochs=args.epochs,
                     best_epoch=result.best_epoch, batch_size=args.batch_size, amp=args.amp, device=device,
@@ -143,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--download", action="store_true", help="allow downloading the data set")
     train.add_argument("--output")
     train.add_argument("--quiet", action="store_true")
+    train.add_argument("--skip-existing", action="store_true", help="do nothing if the checkpoint exists")
     train.set_defaults(func=_cmd_train)
 
     run = sub.add_parser("run", help="the main job: run the claims on this hardware and write the report")

@@ -19,7 +19,7 @@ from greenbench.claims import Metric
 from greenbench.onnxcodec import decode_container, encode_container, quantize_model, run_onnx
 from suite.tiers import DEFAULT_TIER_NETWORKS, NETWORK_GROUP, network_params
 
-pytestmark = [pytest.mark.claim("compression-8x"), NETWORK_GROUP]
+pytestmark = [pytest.mark.claim("compression-8x"), NETWORK_GROUP, pytest.mark.slow]
 
 BUDGET_PP = 0.8
 

@@ -51,6 +51,7 @@ def _check(network, device, trained_networks, claim):
                   inputs={**trained_networks.inputs(network), "device": device})
 
 
+@pytest.mark.slow  # CPU float16 kernels are emulated: ~30 s for LeNet-5, ~20 min for GoogLeNet
 @pytest.mark.parametrize("network", network_params(("lenet5", "googlenet")))
 def test_fp16_accuracy_unchanged_on_cpu(network, trained_networks, claim):
     _check(network, "cpu", trained_networks, claim)

@@ -207,8 +207,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         marker = item.get_closest_marker("claim")
         if marker and marker.args and "claim" in getattr(item, "fixturenames", ()):  # a row of the claims table
             item.user_properties.append(("greenbench.claim_id", marker.args[0]))
-        if item.get_closest_marker("xdist_group") is None:  # --dist loadgroup: keep each module on one worker
-            item.add_marker(pytest.mark.xdist_group(item.module.__name__ if item.module else item.nodeid))
 
 
 @pytest.fixture(scope="session")
@@ -238,11 +236,12 @@ def save_artifact(request):
 class TrainedNetworks:
     """Checkpoints in fixtures/ (committed) and what the suite derives from them, computed once."""
 
-    def __init__(self, dataset, config: pytest.Config):
+    def __init__(self, dataset, config: pytest.Config, shared_dir: Path):
         from greenbench.training import available_checkpoints
 
         self.dataset = dataset
         self.config = config
+        self.shared_dir = shared_dir
         self.paths = available_checkpoints(FIXTURES)
         self._cache: dict = {}
 
@@ -280,19 +279,36 @@ class TrainedNetworks:
             self.dataset.test_labels
 
     def compression_study(self, network: str):
-        from greenbench.compression import study_network
+        """The budget search of one network, computed once per session even across xdist workers.
+
+        The first worker to ask computes it under a file lock in the session's shared temporary
+        folder; the others read its JSON (xdist's recipe for session fixtures that must run once).
+        """
+        import fcntl
+
+        from greenbench.compression import NetworkStudy, study_network
 
         key = ("study", network)
         if key not in self._cache:
-            x, y = self.test_set(network)
-            study = self._cache[key] = study_network(network, self.onnx(network), x, y)
-            write_artifact(self.config, f"rate_accuracy_{network}.json", study.to_json())
+            path = self.shared_dir / f"compression-study-{network}.json"
+            with open(path.with_suffix(".lock"), "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                if path.is_file():
+                    study = NetworkStudy.from_json(json.loads(path.read_text()))
+                else:
+                    x, y = self.test_set(network)
+                    study = study_network(network, self.onnx(network), x, y)
+                    atomic_write_json(path, study.to_json())
+                    write_artifact(self.config, f"rate_accuracy_{network}.json", study.to_json())
+            self._cache[key] = study
         return self._cache[key]
 
 
 @pytest.fixture(scope="session")
-def trained_networks(fashion_mnist, request) -> TrainedNetworks:
-    return TrainedNetworks(fashion_mnist, request.config)
+def trained_networks(fashion_mnist, request, tmp_path_factory) -> TrainedNetworks:
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # one folder per session
+    return TrainedNetworks(fashion_mnist, request.config, shared)
 
 
 NO_CUDA = "no CUDA device here: the GPU tier (pytest -m gpu) runs on a machine with an NVIDIA GPU"

@@ -56,7 +56,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                f"--claims-json={report_dir / 'claims.json'}", f"--report-dir={report_dir}",
                f"--baseline-dir={args.baseline_dir or root / 'baselines'}", *args.pytest_args]
     if args.workers > 1:
-        command += ["-n", str(args.workers), "--dist", "loadgroup"]
+        command += ["-n", str(args.workers), "--dist", "loadfile"]
     if args.update_baselines:
         command.append("--update-baselines")
     status = subprocess.call(command, cwd=root)

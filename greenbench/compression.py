@@ -147,12 +147,21 @@ def best_within_budget(evaluations: Sequence[Evaluation], budget_pp: float = 0.8
 
 @dataclass
 class NetworkStudy:
-    """A trained network's budget search over the thesis grid, and its best setting."""
+    """A trained network's budget search over the thesis grid: every evaluation and the best per family.
+
+    Plain data (no model or session), so it can be stored as JSON and shared between processes.
+    """
 
     network: str
-    evaluator: NetworkEvaluator
-    per_family: dict[str, Evaluation | None]
     budget_pp: float
+    original_top1: float
+    original_top5: float
+    original_entropy: float
+    images: int
+    evaluations: int
+    seconds: float
+    points: list[Evaluation]
+    per_family: dict[str, Evaluation | None]
 
     @property
     def best(self) -> Evaluation | None:
@@ -162,19 +171,37 @@ class NetworkStudy:
         return best_overall({f: self.per_family.get(f) for f in families})
 
     def to_json(self) -> dict:
-        """Every evaluated setting (for rate–accuracy plots) and the best per family."""
         def row(e: Evaluation) -> dict:
             return {"family": e.setting.family, "setting": e.setting.label, "entropy": e.entropy, "top1": e.top1,
-                    "top5": e.top5, "loss_top1_pp": e.loss_top1_pp, "cr": e.compression_ratio}
+                    "top5": e.top5, "loss_top1_pp": e.loss_top1_pp, "loss_top5_pp": e.loss_top5_pp,
+                    "cr": e.compression_ratio}
 
-        ev = self.evaluator
-        return {"network": self.network, "budget_pp": self.budget_pp, "original_top1": ev.top1,
-                "original_top5": ev.top5, "original_entropy": ev.original_entropy, "evaluations": ev.evaluations,
-                "seconds": ev.seconds, "points": [row(e) for e in ev.evaluated()],
+        return {"network": self.network, "budget_pp": self.budget_pp, "original_top1": self.original_top1,
+                "original_top5": self.original_top5, "original_entropy": self.original_entropy,
+                "images": self.images, "evaluations": self.evaluations, "seconds": self.seconds,
+                "points": [row(e) for e in self.points],
                 "best_per_family": {f: (row(e) if e else None) for f, e in self.per_family.items()}}
+
+    @classmethod
+    def from_json(cls, data: dict) -> NetworkStudy:
+        settings = {s.label: s for family in thesis_grid().values() for s in family}
+
+        def evaluation(row: dict | None) -> Evaluation | None:
+            if row is None:
+                return None
+            return Evaluation(settings[row["setting"]], row["entropy"], row["top1"], row["top5"],
+                              row["loss_top1_pp"], row["loss_top5_pp"])
+
+        return cls(data["network"], data["budget_pp"], data["original_top1"], data["original_top5"],
+                   data["original_entropy"], data["images"], data["evaluations"], data["seconds"],
+                   [evaluation(r) for r in data["points"]],
+                   {f: evaluation(r) for f, r in data["best_per_family"].items()})
 
 
 def study_network(network: str, proto: onnx.ModelProto, inputs: np.ndarray, labels: np.ndarray,
                   budget_pp: float = 0.8) -> NetworkStudy:
     evaluator = NetworkEvaluator(proto, inputs, labels)
-    return NetworkStudy(network, evaluator, budget_search(evaluator, thesis_grid(), budget_pp), budget_pp)
+    per_family = budget_search(evaluator, thesis_grid(), budget_pp)
+    return NetworkStudy(network, budget_pp, evaluator.top1, evaluator.top5, evaluator.original_entropy,
+                        len(evaluator.labels), evaluator.evaluations, evaluator.seconds, evaluator.evaluated(),
+                        per_family)

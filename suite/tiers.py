@@ -9,8 +9,6 @@ from greenbench.models import CIFAR_NETWORKS
 # The default tier runs the network claims on LeNet-5; GoogLeNet's budget search takes ~15 min on
 # 2 cores and the other three have no committed checkpoint, so they run in the nightly tier.
 DEFAULT_TIER_NETWORKS = ("lenet5",)
-# Tests that share the session's trained-network studies run on one xdist worker.
-NETWORK_GROUP = pytest.mark.xdist_group("trained-networks")
 
 
 def network_params(networks=CIFAR_NETWORKS):

@@ -28,10 +28,12 @@ class _Kernel:
         return (self.parallel if data.size >= PARALLEL_MIN else self.serial)(data, *args)
 
 
-# The magnitude rules of the uniform family, as functions of t = |X|/Δ (the sign is applied after).
+# Two loops serve every kernel-backed quantizer: `to_indices` and `to_values` apply a per-element rule
+# (passed as a compiled function, so each rule gets its own specialised loop) and count bad elements.
+
 @nb.njit(inline="always")
 def midtread_rule(t, delta):
-    """Eq. 2.21, round(t) with ties away from zero."""
+    """Eq. 2.21, round(t) with ties away from zero (t = |X|/Δ)."""
     f = math.floor(t)
     return np.int64(f) + (1 if t - f >= 0.5 else 0)
 
@@ -48,64 +50,62 @@ def deadzone_rule(t, delta):
     return np.int64(0) if t < delta else np.int64(math.floor(t - delta)) + 1
 
 
-@_Kernel
-def uniform_quantize(x, step, delta, qmax, out, rule):
-    """q = s(X)·min(rule(|X|/Δ), qmax) for every element; returns the count of non-finite inputs."""
-    bad = 0
-    for i in nb.prange(x.size):
-        v = np.float64(x[i])
-        if not math.isfinite(v):
-            bad += 1
-            out[i] = 0
-            continue
-        q = min(rule(abs(v) / step, delta), qmax)
-        out[i] = -q if v < 0 else q
-    return bad
+@nb.njit(inline="always")
+def uniform_index(v, step, delta, qmax, magnitude_rule):
+    """s(X)·min(rule(|X|/Δ), qmax) for one of the magnitude rules above."""
+    q = min(magnitude_rule(abs(v) / step, delta), qmax)
+    return -q if v < 0 else q
 
 
-@_Kernel
-def offset_dequantize(q, step, offset, qmax, allow_zero, out):
-    """X̂ = s(q)·Δ·(|q| + offset), and 0 for q = 0: Eqs. 2.22 (offset 0), 2.24 (−½), 2.26 (δ − ½)."""
-    bad = 0
-    for i in nb.prange(q.size):
-        k = np.int64(q[i])
-        a = abs(k)
-        if a > qmax or (k == 0 and not allow_zero):
-            bad += 1
-            out[i] = 0.0
-        elif k == 0:
-            out[i] = 0.0
-        else:
-            r = step * (a + offset)
-            out[i] = -r if k < 0 else r
-    return bad
+@nb.njit(inline="always")
+def uniform_value(k, step, offset, qmax, allow_zero):
+    """X̂ = s(q)·Δ·(|q| + offset), 0 for q = 0: Eqs. 2.22 (offset 0), 2.24 (−½), 2.26 (δ − ½); NaN if invalid."""
+    a = abs(k)
+    if a > qmax or (k == 0 and not allow_zero):
+        return math.nan
+    if k == 0:
+        return 0.0
+    r = step * (a + offset)
+    return -r if k < 0 else r
 
 
-@_Kernel
-def affine_quantize(x, scale, zero_point, qmin, qmax, out):
+@nb.njit(inline="always")
+def affine_index(v, scale, zero_point, qmin, qmax):
     """Seed 003: Q(r) = Int(r/S) − Z with Int rounding half up, clipped to [qmin, qmax]."""
+    return min(max(np.int64(math.floor(v / scale + 0.5)) - zero_point, qmin), qmax)
+
+
+@nb.njit(inline="always")
+def affine_value(k, scale, zero_point, qmin, qmax):
+    """r̂ = S·(q + Z); NaN outside [qmin, qmax]."""
+    return scale * (k + zero_point) if qmin <= k <= qmax else math.nan
+
+
+@_Kernel
+def to_indices(x, out, rule, a, b, c, d):
+    """out[i] = rule(x[i], a, b, c, d); returns how many inputs were NaN or inf."""
     bad = 0
     for i in nb.prange(x.size):
         v = np.float64(x[i])
-        if not math.isfinite(v):
+        if math.isfinite(v):
+            out[i] = rule(v, a, b, c, d)
+        else:
             bad += 1
             out[i] = 0
-            continue
-        q = np.int64(math.floor(v / scale + 0.5)) - zero_point
-        out[i] = min(max(q, qmin), qmax)
     return bad
 
 
 @_Kernel
-def affine_dequantize(q, scale, zero_point, qmin, qmax, out):
+def to_values(q, out, rule, a, b, c, d):
+    """out[i] = rule(q[i], a, b, c, d); returns how many indices the rule rejected (NaN)."""
     bad = 0
     for i in nb.prange(q.size):
-        k = np.int64(q[i])
-        if k < qmin or k > qmax:
+        r = rule(np.int64(q[i]), a, b, c, d)
+        if math.isnan(r):
             bad += 1
             out[i] = 0.0
         else:
-            out[i] = scale * (k + zero_point)
+            out[i] = r
     return bad
 
 

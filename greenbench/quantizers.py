@@ -184,14 +184,14 @@ class _UniformBase(Quantizer):
     def _run_quantize(self, x: Any, delta: float, rule: Any) -> np.ndarray:
         arr = as_float_array(x)
         out = np.empty(arr.size, dtype=self._index_dtype())
-        bad = _kernels.uniform_quantize(_kernel_input(arr), self.step, delta, self.qmax, out, rule)
+        bad = _kernels.to_indices(_kernel_input(arr), out, _kernels.uniform_index, self.step, delta, self.qmax, rule)
         _raise_if(bad, "input holds {bad} non-finite value(s) (NaN or inf)")
         return out.reshape(arr.shape)
 
     def _run_dequantize(self, q: Any, offset: float, allow_zero: bool, dtype: Any) -> np.ndarray:
         idx = as_index_array(q)
         out = _kernel_output(idx.size, dtype)
-        bad = _kernels.offset_dequantize(idx.reshape(-1), self.step, offset, self.qmax, allow_zero, out)
+        bad = _kernels.to_values(idx.reshape(-1), out, _kernels.uniform_value, self.step, offset, self.qmax, allow_zero)
         _raise_if(bad, f"{{bad}} index(es) are not valid for {self!r}")
         return out.reshape(idx.shape).astype(dtype, copy=False)
 
@@ -497,6 +497,9 @@ class Affine(Quantizer):
                              f"got [{alpha!r}, {beta!r}]")
         self.qmin, self.qmax = -(2 ** (self.bits - 1)), 2 ** (self.bits - 1) - 1
         self.scale = (self.beta - self.alpha) / (2**self.bits - 1)
+        if not self.scale >= np.finfo(np.float64).tiny:
+            raise ValueError(f"the clipping range [{alpha!r}, {beta!r}] is too narrow for {bits} bits "
+                             "(the scale underflows)")
         self.zero_point = int(math.floor(self.alpha / self.scale + 0.5)) - self.qmin
 
     @classmethod
@@ -513,8 +516,8 @@ class Affine(Quantizer):
         else:
             raise ValueError(f"unknown calibration method {method!r}; use 'minmax' or 'percentile'")
         lo, hi = min(lo, 0.0), max(hi, 0.0)
-        if lo == hi:  # all zeros: any range represents them exactly
-            hi = 1.0
+        if hi - lo < np.finfo(np.float64).tiny * 2**bits:  # all (nearly) zero: any range keeps them within S/2
+            hi = lo + 1.0
         return cls(bits, lo, hi)
 
     @property
@@ -528,14 +531,16 @@ class Affine(Quantizer):
     def quantize(self, x: Any) -> np.ndarray:
         arr = as_float_array(x)
         out = np.empty(arr.size, dtype=np.int64 if self.bits > 16 else np.int32)
-        bad = _kernels.affine_quantize(_kernel_input(arr), self.scale, self.zero_point, self.qmin, self.qmax, out)
+        bad = _kernels.to_indices(_kernel_input(arr), out, _kernels.affine_index, self.scale, self.zero_point,
+                                  self.qmin, self.qmax)
         _raise_if(bad, "input holds {bad} non-finite value(s) (NaN or inf)")
         return out.reshape(arr.shape)
 
     def dequantize(self, q: Any, dtype: Any = np.float64) -> np.ndarray:
         idx = as_index_array(q)
         out = _kernel_output(idx.size, dtype)
-        bad = _kernels.affine_dequantize(idx.reshape(-1), self.scale, self.zero_point, self.qmin, self.qmax, out)
+        bad = _kernels.to_values(idx.reshape(-1), out, _kernels.affine_value, self.scale, self.zero_point,
+                                 self.qmin, self.qmax)
         _raise_if(bad, f"{{bad}} index(es) are not valid for {self!r}")
         return out.reshape(idx.shape).astype(dtype, copy=False)
 

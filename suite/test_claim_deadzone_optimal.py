@@ -66,6 +66,10 @@ def _at(study, family, rate):
     return float(study.snr[family][RATES.index(rate)])
 
 
+def _wide_deadzone_gain(study, rate):
+    return _at(study, "deadzone δ=0.7", rate) - _at(study, "midtread", rate)
+
+
 @pytest.mark.parametrize("rate", RATES)
 def test_best_deadzone_not_below_other_families(laplace_study, rate, claim):
     study, tol = laplace_study
@@ -86,7 +90,7 @@ def test_best_deadzone_not_below_other_families(laplace_study, rate, claim):
 @pytest.mark.parametrize("rate", LOW_RATES)
 def test_wide_deadzone_beats_midtread_at_low_rate(laplace_study, rate, claim):
     study, tol = laplace_study
-    gain = _at(study, "deadzone δ=0.7", rate) - _at(study, "midtread", rate)
+    gain = _wide_deadzone_gain(study, rate)
     claim.verdict(gain >= 0.3, claimed="δ=0.7 beats midtread by ≥ 0.3 dB", tolerance="gain ≥ 0.3 dB",
                   measured={"gain dB": gain}, metrics={"gain_db": Metric(gain, tol / 3, "higher", "dB")},
                   inputs=SOURCE_INPUTS)
@@ -116,7 +120,7 @@ def test_centroid_deadzone_within_0_1_db_of_ecsq(laplace_study, rate, claim):
 @pytest.mark.parametrize("rate", LOW_RATES)
 def test_control_uniform_source_has_no_wide_deadzone_advantage(uniform_study, rate, claim):
     study, tol = uniform_study
-    gain = _at(study, "deadzone δ=0.7", rate) - _at(study, "midtread", rate)
+    gain = _wide_deadzone_gain(study, rate)
     claim.verdict(gain < 0.3, claimed="on a uniform source δ=0.7 gains < 0.3 dB over midtread",
                   tolerance="gain < 0.3 dB", measured={"gain dB": gain},
                   metrics={"gain_db": Metric(gain, tol / 3, None, "dB")},

@@ -107,6 +107,7 @@ def atomic_write_json(path: Path, payload: Any, sort_keys: bool = True) -> None:
             handle.write("\n")
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes files private; baselines and reports are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

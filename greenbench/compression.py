@@ -2,6 +2,10 @@
 
 `thesis_grid()` is the thesis's sweep: levels 2^i (2 ≤ i ≤ 24) over [−1, 1] for midrise, midtread,
 μ-law (X_max = 1) and deadzone δ ∈ {0.1, 0.25, 0.4, 0.7}, plus every minifloat format of Table 3.5.
+The thesis's Eqs. 2.21–2.26 do not clip, so a weight beyond ±1 keeps its own level there; our
+quantizers clip to their level count, so for a network with such weights (BatchNorm folded into a
+convolution easily exceeds 1) `covering_interval` widens the interval to the next power of two:
+the steps Δ stay the thesis's 2^(1−i), only the level count at a given step grows.
 `budget_search` finds, per quantizer family, the lowest-entropy setting whose top-1 and top-5 loss
 stay within a budget. The entropy of a setting needs no inference, so each family's settings are
 sorted by entropy and bisected, assuming loss does not grow with entropy inside a family: about
@@ -34,15 +38,23 @@ class Setting:
     make: Callable[[], Quantizer] = field(compare=False, repr=False)
 
 
-def thesis_grid() -> dict[str, list[Setting]]:
-    """The thesis's grid (SPEC §2), grouped by quantizer family."""
+def covering_interval(weights: np.ndarray) -> float:
+    """X of the interval [−X, X] of the sweep: 1 as in the thesis, or the power of two that holds every weight."""
+    largest = float(np.max(np.abs(weights)))
+    return 1.0 if largest <= 1.0 else float(2.0 ** np.ceil(np.log2(largest)))
+
+
+def thesis_grid(xmax: float = 1.0) -> dict[str, list[Setting]]:
+    """The thesis's grid (SPEC §2) over [−xmax, xmax], grouped by quantizer family."""
     families: dict[str, Callable[[int], Quantizer]] = {
-        "midrise": lambda n: Midrise(levels=n),
-        "midtread": lambda n: Midtread(levels=n),
-        "mu-law": lambda n: MuLaw(n, xmax=1.0),
-        **{f"deadzone δ={d}": (lambda n, d=d: Deadzone(d, levels=n)) for d in THESIS_DELTAS},
+        "midrise": lambda n: Midrise(levels=n, xmax=xmax),
+        "midtread": lambda n: Midtread(levels=n, xmax=xmax),
+        "mu-law": lambda n: MuLaw(n, xmax=xmax),
+        **{f"deadzone δ={d}": (lambda n, d=d: Deadzone(d, levels=n, xmax=xmax)) for d in THESIS_DELTAS},
     }
-    grid = {name: [Setting(name, f"{name} i={i}", (lambda f=make, i=i: f(2**i))) for i in THESIS_LEVEL_EXPONENTS]
+    interval = "" if xmax == 1.0 else f" on [−{xmax:g}, {xmax:g}]"
+    grid = {name: [Setting(name, f"{name} i={i}{interval}", (lambda f=make, i=i: f(2**i)))
+                   for i in THESIS_LEVEL_EXPONENTS]
             for name, make in families.items()}
     grid["minifloat"] = [Setting("minifloat", f"minifloat 1/{e}/{m}", (lambda e=e, m=m: Minifloat(e, m)))
                          for e, m in MINIFLOAT_FORMATS]
@@ -80,6 +92,7 @@ class NetworkEvaluator:
         self.evaluations = 0
         self.seconds = 0.0
         self._weights = flat_weights(proto)
+        self.interval = covering_interval(self._weights)
         self._cache: dict[str, Evaluation] = {}
         self._entropy: dict[str, float] = {}
 
@@ -154,6 +167,7 @@ class NetworkStudy:
 
     network: str
     budget_pp: float
+    interval: float  # X of the sweep's [−X, X]
     original_top1: float
     original_top5: float
     original_entropy: float
@@ -176,7 +190,8 @@ class NetworkStudy:
                     "top5": e.top5, "loss_top1_pp": e.loss_top1_pp, "loss_top5_pp": e.loss_top5_pp,
                     "cr": e.compression_ratio}
 
-        return {"network": self.network, "budget_pp": self.budget_pp, "original_top1": self.original_top1,
+        return {"network": self.network, "budget_pp": self.budget_pp, "interval": self.interval,
+                "original_top1": self.original_top1,
                 "original_top5": self.original_top5, "original_entropy": self.original_entropy,
                 "images": self.images, "evaluations": self.evaluations, "seconds": self.seconds,
                 "points": [row(e) for e in self.points],
@@ -184,7 +199,7 @@ class NetworkStudy:
 
     @classmethod
     def from_json(cls, data: dict) -> NetworkStudy:
-        settings = {s.label: s for family in thesis_grid().values() for s in family}
+        settings = {s.label: s for family in thesis_grid(data["interval"]).values() for s in family}
 
         def evaluation(row: dict | None) -> Evaluation | None:
             if row is None:
@@ -192,7 +207,7 @@ class NetworkStudy:
             return Evaluation(settings[row["setting"]], row["entropy"], row["top1"], row["top5"],
                               row["loss_top1_pp"], row["loss_top5_pp"])
 
-        return cls(data["network"], data["budget_pp"], data["original_top1"], data["original_top5"],
+        return cls(data["network"], data["budget_pp"], data["interval"], data["original_top1"], data["original_top5"],
                    data["original_entropy"], data["images"], data["evaluations"], data["seconds"],
                    [evaluation(r) for r in data["points"]],
                    {f: evaluation(r) for f, r in data["best_per_family"].items()})
@@ -201,7 +216,7 @@ class NetworkStudy:
 def study_network(network: str, proto: onnx.ModelProto, inputs: np.ndarray, labels: np.ndarray,
                   budget_pp: float = 0.8) -> NetworkStudy:
     evaluator = NetworkEvaluator(proto, inputs, labels)
-    per_family = budget_search(evaluator, thesis_grid(), budget_pp)
-    return NetworkStudy(network, budget_pp, evaluator.top1, evaluator.top5, evaluator.original_entropy,
-                        len(evaluator.labels), evaluator.evaluations, evaluator.seconds, evaluator.evaluated(),
-                        per_family)
+    per_family = budget_search(evaluator, thesis_grid(evaluator.interval), budget_pp)
+    return NetworkStudy(network, budget_pp, evaluator.interval, evaluator.top1, evaluator.top5,
+                        evaluator.original_entropy, len(evaluator.labels), evaluator.evaluations, evaluator.seconds,
+                        evaluator.evaluated(), per_family)

@@ -37,9 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     proto = export_onnx(model, network_spec(args.network).input_shape)
     data = load_dataset("fashion-mnist")
     x, y = to_network_input(data.test_images, network_spec(args.network).input_shape).numpy(), data.test_labels
-    grid = thesis_grid()
-
     search_eval = NetworkEvaluator(proto, x, y)
+    grid = thesis_grid(search_eval.interval)
     started = time.perf_counter()
     searched = budget_search(search_eval, grid, args.budget)
     search_s = time.perf_counter() - started

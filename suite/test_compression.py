@@ -1,0 +1,92 @@
+"""The thesis grid, its interval, and the budget search against the full sweep (thesis §3.5)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from greenbench.compression import (
+    Evaluation,
+    NetworkStudy,
+    best_within_budget,
+    budget_search,
+    covering_interval,
+    full_sweep,
+    thesis_grid,
+)
+from greenbench.rate import entropy_bits
+
+
+@pytest.mark.parametrize(("largest", "interval"), [(0.3, 1.0), (1.0, 1.0), (1.01, 2.0), (2.0, 2.0), (2.104, 4.0)])
+def test_interval_is_the_thesis_one_unless_weights_exceed_it(largest, interval):
+    weights = np.array([-0.01, 0.2, -largest], dtype=np.float32)
+    assert covering_interval(weights) == interval
+
+
+def test_wide_interval_keeps_the_thesis_steps_and_clips_no_weight():
+    # BatchNorm folded into a convolution gave GoogLeNet weights up to ±2.1
+    weights = np.random.default_rng(0).laplace(0, 0.1, 100_000).astype(np.float32)
+    weights[:3] = [2.104, -1.93, 1.5]
+    xmax = covering_interval(weights)
+    assert xmax == 4.0
+    grid, thesis = thesis_grid(xmax), thesis_grid()
+    for i, (wide, narrow) in enumerate(zip(grid["midtread"], thesis["midtread"], strict=True), start=2):
+        q = wide.make()
+        assert q.step == 2 * xmax / 2**i
+        assert np.max(np.abs(q.reconstruct(weights) - weights)) <= q.step / 2 * (1 + 1e-6)
+        assert narrow.make().step == 2 / 2**i
+    assert "[−4, 4]" in grid["deadzone δ=0.4"][0].label and "[" not in thesis["deadzone δ=0.4"][0].label
+
+
+class MonotoneEvaluator:
+    """Loss falls as entropy grows, as the budget search assumes; counts its evaluations."""
+
+    def __init__(self, weights: np.ndarray, loss_at_zero_bits: float = 60.0):
+        self.weights = weights
+        self.loss_at_zero_bits = loss_at_zero_bits
+        self.evaluations = 0
+        self._entropy: dict[str, float] = {}
+        self._evaluated: dict[str, Evaluation] = {}
+
+    def entropy(self, setting) -> float:
+        if setting.label not in self._entropy:
+            self._entropy[setting.label] = entropy_bits(setting.make().quantize(self.weights))
+        return self._entropy[setting.label]
+
+    def evaluate(self, setting) -> Evaluation:
+        if setting.label not in self._evaluated:
+            self.evaluations += 1
+            h = self.entropy(setting)
+            loss = self.loss_at_zero_bits * 2.0 ** (-2 * h)
+            self._evaluated[setting.label] = Evaluation(setting, h, 0.9 - loss / 100, 0.99, loss, 0.0)
+        return self._evaluated[setting.label]
+
+
+def test_budget_search_finds_the_full_sweeps_pick_with_a_quarter_of_the_evaluations():
+    weights = np.random.default_rng(1).laplace(0, 0.05, 20_000).astype(np.float32)
+    grid = thesis_grid()
+    searcher, sweeper = MonotoneEvaluator(weights), MonotoneEvaluator(weights)
+    searched = budget_search(searcher, grid, 0.8)
+    swept = best_within_budget(full_sweep(sweeper, grid), 0.8)
+    assert {f: e.setting.label for f, e in searched.items() if e} == {f: e.setting.label for f, e in swept.items() if e}
+    assert all(e is not None for e in searched.values())
+    assert searcher.evaluations <= sweeper.evaluations / 4
+
+
+def test_budget_search_reports_a_family_that_never_meets_the_budget():
+    weights = np.random.default_rng(2).laplace(0, 0.05, 5_000).astype(np.float32)
+    hopeless = MonotoneEvaluator(weights, loss_at_zero_bits=1e12)
+    searched = budget_search(hopeless, {"midtread": thesis_grid()["midtread"]}, 0.8)
+    assert searched == {"midtread": None}
+
+
+def test_study_round_trips_through_json_with_its_interval():
+    grid = thesis_grid(4.0)
+    setting = grid["deadzone δ=0.4"][5]
+    point = Evaluation(setting, 3.1, 0.91, 0.99, 0.4, 0.0)
+    study = NetworkStudy("googlenet", 0.8, 4.0, 0.915, 0.9995, 19.0, 10_000, 1, 2.0, [point],
+                         {"deadzone δ=0.4": point, "midrise": None})
+    back = NetworkStudy.from_json(study.to_json())
+    assert back.interval == 4.0 and back.best.setting.label == setting.label
+    assert back.best.setting.make().step == setting.make().step
+    assert back.to_json() == study.to_json()

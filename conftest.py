@@ -299,8 +299,9 @@ class TrainedNetworks:
                 else:
                     x, y = self.test_set(network)
                     study = study_network(network, self.onnx(network), x, y)
-                    atomic_write_json(path, study.to_json())
-                    write_artifact(self.config, f"rate_accuracy_{network}.json", study.to_json())
+                    stored = study.to_json()
+                    atomic_write_json(path, stored)
+                    write_artifact(self.config, f"rate_accuracy_{network}.json", stored)
             self._cache[key] = study
         return self._cache[key]
 

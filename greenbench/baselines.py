@@ -105,6 +105,9 @@ def load_paper_table(name: str, root: Path) -> dict[str, Any]:
     return _load_validated(path, PAPER_SCHEMA)
 
 
+FAILING_STATUSES = ("regressed", "changed")  # what fails the gate
+
+
 @dataclass(frozen=True)
 class Comparison:
     """One metric of this run against its baseline."""
@@ -117,7 +120,7 @@ class Comparison:
 
     @property
     def failed(self) -> bool:
-        return self.status in ("regressed", "changed")
+        return self.status in FAILING_STATUSES
 
 
 def compare_metric(name: str, measured: Metric, baseline: dict[str, Any] | None) -> Comparison:
@@ -210,17 +213,22 @@ class CompareRow:
     metric: str
     baseline: float | None
     measured: float
-    verdict: str
+    verdict: str  # the gate's status, or for a paper row the table it comes from
 
-    @staticmethod
-    def fmt(value: float | None) -> str:
-        return "—" if value is None else f"{value:.6g}"
+    @property
+    def failed(self) -> bool:
+        return self.verdict in FAILING_STATUSES
 
     @property
     def change_text(self) -> str:
         if self.baseline is None or self.baseline == 0 or not math.isfinite(self.baseline):
             return "—"
         return f"{100 * (self.measured - self.baseline) / abs(self.baseline):+.2f} %"
+
+    def cells(self) -> list[str]:
+        """claim, case, metric, baseline, this run, change, verdict: a row of `greenbench compare`."""
+        baseline = "—" if self.baseline is None else f"{self.baseline:.6g}"
+        return [self.claim, self.case, self.metric, baseline, f"{self.measured:.6g}", self.change_text, self.verdict]
 
 
 def compare_records(records: list[ClaimRecord], store: BaselineStore) -> list[CompareRow]:

@@ -93,8 +93,8 @@ class ClaimRecord:
         return ", ".join(f"{k} {format_value(v)}" for k, v in self.measured.items())
 
     def to_json(self) -> dict[str, Any]:
-        self.measured = {k: _plain(v) for k, v in self.measured.items()}
         data = asdict(self)
+        data["measured"] = {k: _plain(v) for k, v in self.measured.items()}
         data["metrics"] = {k: asdict(v) for k, v in self.metrics.items()}
         return data
 

@@ -48,13 +48,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from .report import build_report
 
     root = _repo_root()
+    baseline_dir = Path(args.baseline_dir or root / "baselines")
     report_dir = Path(args.report_dir).resolve()
     report_dir.mkdir(parents=True, exist_ok=True)
     # GPU claims are always asked for: without CUDA the suite lists them as not run, with one line why
     tiers = "claim" if args.nightly else "claim and not nightly"
     command = [sys.executable, "-m", "pytest", "-m", tiers, "-p", "no:cacheprovider", "-q", "--no-header",
                f"--claims-json={report_dir / 'claims.json'}", f"--report-dir={report_dir}",
-               f"--baseline-dir={args.baseline_dir or root / 'baselines'}", *args.pytest_args]
+               f"--baseline-dir={baseline_dir}", *args.pytest_args]
     if args.workers > 1:
         command += ["-n", str(args.workers), "--dist", "loadfile"]
     if args.update_baselines:
@@ -62,7 +63,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     status = subprocess.call(command, cwd=root)
     _energy_sample(root, report_dir)
     if (report_dir / "claims.json").is_file():
-        path = build_report(report_dir, Path(args.baseline_dir or root / "baselines"))
+        path = build_report(report_dir, baseline_dir)
         print(f"report: {path}")
     return status
 
@@ -106,15 +107,15 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         this = f"profile {args.profile}"
     against = args.against or hardware_profile()
     rows = compare_records(records, BaselineStore(root, against))
-    table = [[r.claim, r.case, r.metric, r.fmt(r.baseline), r.fmt(r.measured), r.change_text, r.verdict] for r in rows]
     print(f"{this} against baselines of {against}")
-    print(tabulate(table, headers=["claim", "case", "metric", "baseline", "this run", "change", "verdict"]))
+    print(tabulate([r.cells() for r in rows], headers=["claim", "case", "metric", "baseline", "this run", "change",
+                                                       "verdict"]))
     if args.paper:
         paper = paper_comparisons(records, root)
         print(f"\n{this} against the papers' tables (different hardware and data: context, not a gate)")
-        print(tabulate([[r.claim, r.case, r.metric, r.fmt(r.baseline), r.fmt(r.measured), r.change_text, r.verdict]
-                        for r in paper], headers=["claim", "case", "metric", "paper", "this run", "change", "note"]))
-    failed = [r for r in rows if r.verdict in ("regressed", "changed")]
+        print(tabulate([r.cells() for r in paper],
+                       headers=["claim", "case", "metric", "paper", "this run", "change", "note"]))
+    failed = [r for r in rows if r.failed]
     missing = [r for r in rows if r.verdict == "missing"]
     print(f"\n{len(rows)} metrics: {len(failed)} failed the gate, {len(missing)} without a baseline")
     return 1 if failed else (2 if missing and args.fail_on_missing else 0)

@@ -88,10 +88,10 @@ class NetworkEvaluator:
         logits = run_onnx(session(proto), self.inputs)
         self.top1 = top_k_accuracy(logits, self.labels, 1)
         self.top5 = top_k_accuracy(logits, self.labels, 5)
-        self.original_entropy = entropy_bits(flat_weights(proto).view(np.int32))  # of the fp32 bit patterns
+        self._weights = flat_weights(proto)
+        self.original_entropy = entropy_bits(self._weights.view(np.int32))  # of the fp32 bit patterns
         self.evaluations = 0
         self.seconds = 0.0
-        self._weights = flat_weights(proto)
         self.interval = covering_interval(self._weights)
         self._cache: dict[str, Evaluation] = {}
         self._entropy: dict[str, float] = {}

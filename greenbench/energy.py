@@ -214,7 +214,7 @@ class RaplMeter(EnergyMeter):
     name = "rapl"
 
     def __init__(self, root: str | Path = "/sys/class/powercap"):
-        self.domains: dict[str, tuple[Path, int]] = {}
+        self.domains: dict[str, tuple[Path, int, str]] = {}  # zone -> (counter, wrap range, component)
         for zone in sorted(Path(root).glob("intel-rapl:*")):
             try:
                 label = (zone / "name").read_text().strip()
@@ -224,13 +224,13 @@ class RaplMeter(EnergyMeter):
                 continue  # unreadable (often root-only) zones do not count
             component = "ram" if label == "dram" else "cpu" if label.startswith("package") else None
             if component:
-                self.domains[zone.name] = (zone / "energy_uj", max_range)
+                self.domains[zone.name] = (zone / "energy_uj", max_range, component)
         if not self.domains:
             raise MeterUnavailable(f"no readable RAPL package/DRAM counters under {root}")
         self._start: tuple[float, dict[str, int]] | None = None
 
     def _read(self) -> dict[str, int]:
-        return {name: int(path.read_text()) for name, (path, _) in self.domains.items()}
+        return {name: int(path.read_text()) for name, (path, _, _) in self.domains.items()}
 
     def begin(self) -> None:
         self._start = (time.perf_counter(), self._read())
@@ -242,12 +242,11 @@ class RaplMeter(EnergyMeter):
         t0, start_values = self._start
         self._start = None
         components: dict[str, float] = {}
-        for name, (path, max_range) in self.domains.items():
+        for name, (_, max_range, component) in self.domains.items():
             delta = end_values[name] - start_values[name]
             if delta < 0:  # the counter wrapped once (it wraps after max_energy_range_uj)
                 delta += max_range + 1
-            label = "ram" if path.parent.joinpath("name").read_text().strip() == "dram" else "cpu"
-            components[label] = components.get(label, 0.0) + delta / 1e6
+            components[component] = components.get(component, 0.0) + delta / 1e6
         energy = sum(components.values())
         return Measurement(energy, t1 - t0, MEASURED, "rapl", components, {k: MEASURED for k in components},
                            [(t0, 0.0), (t1, energy)])

@@ -22,6 +22,11 @@ from .energy import MIN_WINDOW_S, EnergyMeter, Measurement, idle_power, measure
 PRECISIONS = ("fp32", "fp16")
 
 
+def device_batches(inputs: torch.Tensor, batch_size: int, device: str) -> list[torch.Tensor]:
+    """The inputs in batches, staged on the device before any window opens."""
+    return [b.to(device) for b in torch.split(inputs, batch_size)]
+
+
 def inference_pass(model: nn.Module, batches: list[torch.Tensor], precision: str) -> torch.Tensor:
     """Predicted classes for every batch, in FP32 or under AMP FP16."""
     if precision not in PRECISIONS:
@@ -76,7 +81,7 @@ def benchmark_network(network: str, model: nn.Module, inputs: torch.Tensor, labe
                       progress: Callable[[str], None] | None = None) -> NetworkBenchmark:
     """Interleaved FP32/FP16 runs of inference over `inputs`, each in its own measurement window."""
     model = model.eval().to(device)
-    batches = [b.to(device) for b in torch.split(inputs, batch_size)]
+    batches = device_batches(inputs, batch_size, device)
     result = NetworkBenchmark(network, device, labels=labels)
     for precision in PRECISIONS:  # warm-up: kernels chosen, caches filled, clocks up
         result.predictions[precision] = inference_pass(model, batches, precision).cpu().numpy()

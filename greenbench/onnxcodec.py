@@ -83,7 +83,21 @@ def weights(proto: onnx.ModelProto) -> dict[str, np.ndarray]:
 
 def flat_weights(proto: onnx.ModelProto) -> np.ndarray:
     """All weights and biases as one float32 vector (what a whole-model quantizer sees)."""
-    return np.concatenate([w.reshape(-1) for w in weights(proto).values()])
+    return _flatten(weights(proto))
+
+
+def _flatten(tensors: dict[str, np.ndarray]) -> np.ndarray:
+    return np.concatenate([w.reshape(-1) for w in tensors.values()])
+
+
+def _split(values: np.ndarray, shapes: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
+    """The inverse of `_flatten`: consecutive slices of `values` reshaped to each tensor's shape."""
+    out, start = {}, 0
+    for name, shape in shapes.items():
+        size = int(np.prod(shape))
+        out[name] = values[start:start + size].reshape(shape)
+        start += size
+    return out
 
 
 def with_weights(proto: onnx.ModelProto, replacements: dict[str, np.ndarray]) -> onnx.ModelProto:
@@ -115,13 +129,9 @@ def quantize_model(proto: onnx.ModelProto, quantizer: Quantizer) -> QuantizedMod
     tensors = weights(proto)
     if not tensors:
         raise OnnxCodecError("the model has no weight or bias initializers to quantize")
-    flat = np.concatenate([w.reshape(-1) for w in tensors.values()])
+    flat = _flatten(tensors)
     indices = quantizer.quantize(flat)
-    values = quantizer.dequantize(indices, dtype=np.float32)
-    replacements, start = {}, 0
-    for name, w in tensors.items():
-        replacements[name] = values[start:start + w.size].reshape(w.shape)
-        start += w.size
+    replacements = _split(quantizer.dequantize(indices, dtype=np.float32), {n: w.shape for n, w in tensors.items()})
     return QuantizedModel(with_weights(proto, replacements), quantizer, indices, entropy_bits(indices), flat.size)
 
 
@@ -167,12 +177,11 @@ class Container:
 
 
 def encode_container(proto: onnx.ModelProto, quantizer: Quantizer) -> Container:
-    names = weight_names(proto)
-    tensors = weights(proto)
-    flat = np.concatenate([tensors[n].reshape(-1) for n in names])
+    tensors = weights(proto)  # in initializer order, the order of the coded stream
+    flat = _flatten(tensors)
     coded = encode_indices(quantizer.quantize(flat))
     header = json.dumps({"quantizer": quantizer.name, "params": quantizer.params,
-                         "tensors": [{"name": n, "shape": list(tensors[n].shape)} for n in names]}).encode()
+                         "tensors": [{"name": n, "shape": list(w.shape)} for n, w in tensors.items()]}).encode()
     stripped = with_weights(proto, {})
     for init in stripped.graph.initializer:
         if init.name in tensors:
@@ -192,7 +201,7 @@ def decode_container(data: bytes) -> onnx.ModelProto:
     pos += 4
     try:
         header = json.loads(data[pos:pos + header_len])
-        tensors = [(t["name"], tuple(t["shape"])) for t in header["tensors"]]
+        shapes = {t["name"]: tuple(t["shape"]) for t in header["tensors"]}
         quantizer = make_quantizer(header["quantizer"], **header["params"])
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise OnnxCodecError(f"model container header is corrupt ({exc})") from exc
@@ -211,14 +220,9 @@ def decode_container(data: bytes) -> onnx.ModelProto:
         indices = decode_indices(data[pos + graph_len:])
     except ValueError as exc:
         raise OnnxCodecError(f"model container weights are corrupt ({exc})") from exc
-    sizes = [int(np.prod(shape)) for _, shape in tensors]
-    if indices.size != sum(sizes):
-        raise OnnxCodecError(f"model container holds {indices.size} weights, its header lists {sum(sizes)}")
-    values = quantizer.dequantize(indices, dtype=np.float32)
-    replacements, start = {}, 0
-    for (name, shape), size in zip(tensors, sizes):
-        replacements[name] = values[start:start + size].reshape(shape)
-        start += size
-    restored = with_weights(proto, replacements)
+    listed = sum(int(np.prod(shape)) for shape in shapes.values())
+    if indices.size != listed:
+        raise OnnxCodecError(f"model container holds {indices.size} weights, its header lists {listed}")
+    restored = with_weights(proto, _split(quantizer.dequantize(indices, dtype=np.float32), shapes))
     onnx.checker.check_model(restored)
     return restored

@@ -9,7 +9,7 @@ from typing import Any
 
 from tabulate import tabulate
 
-from .claims import ClaimRecord
+from .claims import CLAIMS, ClaimRecord
 
 
 @dataclass
@@ -73,31 +73,34 @@ def write_markdown_report(path: Path, title: str, sections: Sequence[tuple[str, 
 
 # --------------------------------------------------------------------------- plots
 
-def _save(fig, path: Path) -> Path:
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _save(fig, path: Path) -> Path:
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _pyplot().close(fig)
     return path
 
 
-def plot_rate_accuracy(points: Sequence[dict[str, Any]], original_top1: float, title: str, path: Path) -> Path:
+def plot_rate_accuracy(points: Sequence[dict[str, Any]], original_top1: float, budget_pp: float, title: str,
+                       path: Path) -> Path:
     """Top-1 accuracy against entropy (bits/weight) per quantizer family, like thesis Figs. 3.6–3.11."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = _pyplot().subplots(figsize=(7, 4.5))
     families = sorted({p["family"] for p in points})
     for family in families:
         pts = sorted((p for p in points if p["family"] == family), key=lambda p: p["entropy"])
         ax.plot([p["entropy"] for p in pts], [100 * p["top1"] for p in pts], marker="o", ms=3, label=family)
     ax.axhline(100 * original_top1, ls=":", color="k", label="original")
-    ax.axhline(100 * original_top1 - 0.8, ls="--", color="grey", lw=0.8, label="−0.8 pp budget")
+    ax.axhline(100 * original_top1 - budget_pp, ls="--", color="grey", lw=0.8, label=f"−{budget_pp:g} pp budget")
     ax.set_xlabel("entropy (bits/weight)")
     ax.set_ylabel("top-1 accuracy (%)")
     ax.set_ylim(max(0, 100 * original_top1 - 10), 100 * original_top1 + 2)
@@ -108,14 +111,10 @@ def plot_rate_accuracy(points: Sequence[dict[str, Any]], original_top1: float, t
 
 def plot_fp16_bars(benchmarks: dict[str, dict[str, Any]], path: Path) -> Path:
     """Energy and time per pass, FP32 vs FP16 per network, mean ± SD of the runs."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
 
     networks = list(benchmarks)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    fig, axes = _pyplot().subplots(1, 2, figsize=(10, 4))
     for ax, (key, unit) in zip(axes, (("energy_j", "energy per pass (J)"), ("duration_s", "time per pass (s)"))):
         for offset, precision in ((-0.2, "fp32"), (0.2, "fp16")):
             values = [[r[key] / r["repeats"] for r in benchmarks[n]["runs"][precision]] for n in networks]
@@ -163,8 +162,6 @@ def build_report(report_dir: Path, paper_root: Path) -> Path:
     claims = json.loads((report_dir / "claims.json").read_text())
     rows = [ClaimRow.from_json(r) for r in claims["rows"]]
     prov = claims["provenance"]
-    from .claims import CLAIMS
-
     statements = _md_table([[c.id, c.source, c.statement] for c in CLAIMS.values()], ["claim", "source", "statement"])
     sections = [("The claims", statements),
                 ("Verdicts on this hardware", render_claims_table(rows, tablefmt="github", width=400)),
@@ -179,7 +176,7 @@ def build_report(report_dir: Path, paper_root: Path) -> Path:
           v["entropy"], v["cr"]] for m, v in thesis.items()], ["model", "method", "i", "top-1 loss pp", "H", "CR"])
     for artifact in sorted(report_dir.glob("rate_accuracy_*.json")):
         study = json.loads(artifact.read_text())
-        png = plot_rate_accuracy(study["points"], study["original_top1"],
+        png = plot_rate_accuracy(study["points"], study["original_top1"], study["budget_pp"],
                                  f"{study['network']}: rate vs accuracy ({study['evaluations']} evaluations)",
                                  report_dir / f"rate_accuracy_{study['network']}.png")
         text += f"\n\n![{study['network']}]({png.name})"

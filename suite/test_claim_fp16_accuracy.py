@@ -13,11 +13,10 @@ autocast (float16); GPU tier: every trained network under CUDA autocast.
 from __future__ import annotations
 
 import pytest
-import torch
 
 from greenbench.claims import Metric
 from greenbench.data import to_network_input
-from greenbench.fp16 import inference_pass
+from greenbench.fp16 import device_batches, inference_pass
 from greenbench.metrics import classification_report
 from greenbench.models import CIFAR_NETWORKS, network_spec
 from greenbench.statistics import accuracy_equivalence, mcnemar
@@ -32,7 +31,7 @@ def _check(network, device, trained_networks, claim):
     model, _ = trained_networks.checkpoint(network)
     x = to_network_input(trained_networks.dataset.test_images, network_spec(network).input_shape)
     y = trained_networks.dataset.test_labels
-    batches = [b.to(device) for b in torch.split(x, 256)]
+    batches = device_batches(x, 256, device)
     model = model.to(device)
     pred = {p: inference_pass(model, batches, p).cpu().numpy() for p in ("fp32", "fp16")}
     correct = {p: pred[p] == y for p in pred}

@@ -24,7 +24,7 @@ from greenbench.baselines import load_paper_table
 from greenbench.claims import Metric
 from greenbench.data import to_network_input
 from greenbench.energy import MEASURED, CodeCarbonMeter, measure
-from greenbench.fp16 import benchmark_network, inference_pass
+from greenbench.fp16 import benchmark_network, device_batches, inference_pass
 from greenbench.models import CIFAR_NETWORKS, build_network
 from greenbench.statistics import coefficient_of_variation, paper_analysis, relative_reduction
 
@@ -46,6 +46,10 @@ def benchmarks(gpu_meter, cuda_device, benchmark_data, trained_networks, save_ar
     save_artifact("fp16_benchmark.json", {"data": benchmark_data.name,
                                           "networks": {n: b.to_json() for n, b in results.items()}})
     return results
+
+
+def _inputs(benchmark_data) -> dict:
+    return {"data": benchmark_data.name, "data_md5": benchmark_data.checksum, "runs": RUNS}
 
 
 def _measured_or_skip(bench):
@@ -77,7 +81,7 @@ def test_fp16_reduces_energy_and_time(network, quantity, benchmarks, benchmark_d
                   tolerance="reduction > 0; 95 % CI excludes 0" + (" (required)" if network in NEEDS_INTERVAL else ""),
                   measured=measured, metrics={f"{quantity}_ratio": Metric(1 - r.estimate, (r.high - r.low) / 3.92,
                                                                           "lower")},
-                  inputs={"data": benchmark_data.name, "data_md5": benchmark_data.checksum, "runs": RUNS})
+                  inputs=_inputs(benchmark_data))
 
 
 def test_resnet34_energy_reduction_at_least_20_percent(benchmarks, benchmark_data, claim):
@@ -87,7 +91,7 @@ def test_resnet34_energy_reduction_at_least_20_percent(benchmarks, benchmark_dat
     claim.verdict(r.estimate >= 0.20, claimed="ResNet-34 energy −32.96 % (paper)", tolerance="reduction ≥ 20 %",
                   measured={"reduction %": 100 * r.estimate, "CI %": f"[{100 * r.low:.1f}, {100 * r.high:.1f}]"},
                   metrics={"reduction": Metric(r.estimate, (r.high - r.low) / 3.92, "higher")},
-                  inputs={"data": benchmark_data.name, "data_md5": benchmark_data.checksum, "runs": RUNS})
+                  inputs=_inputs(benchmark_data))
 
 
 def test_measurement_quality(benchmarks, gpu_meter, cuda_device, benchmark_data, claim):
@@ -96,9 +100,7 @@ def test_measurement_quality(benchmarks, gpu_meter, cuda_device, benchmark_data,
     cv = coefficient_of_variation(bench.energy("fp32"))
     # the same window seen by NVML's counter and by CodeCarbon (whose GPU figure is NVML power sampling)
     model = build_network("resnet34", seed=0).to(cuda_device)
-    import torch
-
-    batches = [b.to(cuda_device) for b in torch.split(to_network_input(benchmark_data.test_images), 32)]
+    batches = device_batches(to_network_input(benchmark_data.test_images), 32, cuda_device)
     codecarbon = CodeCarbonMeter(measure_power_secs=0.5)
     codecarbon.begin()
     nvml = measure(gpu_meter, lambda: inference_pass(model, batches, "fp32"), min_window_s=5.0)
@@ -108,7 +110,7 @@ def test_measurement_quality(benchmarks, gpu_meter, cuda_device, benchmark_data,
                   measured={"CV %": 100 * cv, "NVML J": nvml.energy_j, "CodeCarbon GPU J": cc.components.get("gpu"),
                             "CodeCarbon − NVML %": 100 * agreement},
                   metrics={"cv": Metric(cv, 0.0, "lower")},
-                  inputs={"data": benchmark_data.name, "data_md5": benchmark_data.checksum, "runs": RUNS})
+                  inputs=_inputs(benchmark_data))
 
 
 def test_paper_pooled_analysis(benchmarks, claim):

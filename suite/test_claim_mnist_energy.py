@@ -19,7 +19,7 @@ from greenbench.baselines import load_paper_table
 from greenbench.claims import Metric
 from greenbench.data import SPLIT_SEED, load_first_available, to_network_input
 from greenbench.energy import MEASURED, measure
-from greenbench.fp16 import inference_pass
+from greenbench.fp16 import device_batches, inference_pass
 from greenbench.statistics import relative_reduction
 from greenbench.training import train_network
 
@@ -35,13 +35,11 @@ def mnist_like(fashion_mnist):
 
 
 def test_alexnet_uses_more_energy_for_similar_accuracy(mnist_like, gpu_meter, cuda_device, baseline_root, claim):
-    import torch
-
     paper = load_paper_table("seed001-results", baseline_root)["data"]
     trained = {n: train_network(f"{n}-mnist", mnist_like, EPOCHS, device=cuda_device, progress=False)
                for n in ("lenet5", "alexnet")}
     x = to_network_input(mnist_like.test_images, (1, 28, 28))
-    batches = [b.to(cuda_device) for b in torch.split(x, 32)]
+    batches = device_batches(x, 32, cuda_device)
     energy = {n: [] for n in trained}
     for run in range(RUNS):
         for n in (("lenet5", "alexnet") if run % 2 == 0 else ("alexnet", "lenet5")):

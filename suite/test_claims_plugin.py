@@ -30,15 +30,21 @@ def test_figure(claim):
 
 
 @pytest.fixture
-def run_claim(pytester, monkeypatch):
+def project(pytester):
+    """A pytester folder with this repository's conftest.py and pytest settings."""
     pytester.makeconftest((ROOT / "conftest.py").read_text())
     pytester.makeini((ROOT / "pytest.ini").read_text().replace("testpaths = suite\n", ""))
-    pytester.makepyfile(test_claim_figure=CLAIM_MODULE)
-    baselines = pytester.path / "baselines"
+    return pytester
+
+
+@pytest.fixture
+def run_claim(project, monkeypatch):
+    project.makepyfile(test_claim_figure=CLAIM_MODULE)
+    baselines = project.path / "baselines"
 
     def run(figure: float, *args: str):
         monkeypatch.setenv("GB_FIGURE", str(figure))
-        return pytester.runpytest_subprocess(f"--baseline-dir={baselines}", "-p", "no:cacheprovider", *args)
+        return project.runpytest_subprocess(f"--baseline-dir={baselines}", "-p", "no:cacheprovider", *args)
 
     def stored() -> dict:
         path = baselines / hardware_profile() / "affine-quantization.json"
@@ -79,15 +85,12 @@ def test_claim_lifecycle(run_claim):
     run(2.01).assert_outcomes(passed=1)  # within the spread: no regression
 
 
-def test_gpu_tier_without_cuda_skips_in_one_line(pytester):
-    pytest.importorskip("torch")
+def test_gpu_tier_without_cuda_skips_in_one_line(project):
     import torch
 
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    pytester.makeconftest((ROOT / "conftest.py").read_text())
-    pytester.makeini((ROOT / "pytest.ini").read_text().replace("testpaths = suite\n", ""))
-    pytester.makepyfile(test_gpu="import pytest\n\n@pytest.mark.gpu\ndef test_needs_cuda():\n    assert False\n")
-    result = pytester.runpytest_subprocess("-m", "gpu", "-p", "no:cacheprovider")
+    project.makepyfile(test_gpu="import pytest\n\n@pytest.mark.gpu\ndef test_needs_cuda():\n    assert False\n")
+    result = project.runpytest_subprocess("-m", "gpu", "-p", "no:cacheprovider")
     assert result.ret == 0
     result.stdout.fnmatch_lines(["greenbench: 1 GPU tests not run: *"])

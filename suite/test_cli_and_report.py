@@ -66,7 +66,7 @@ def test_report_from_a_run(tmp_path):
     points = [{"family": f, "setting": f"{f} i={i}", "entropy": float(i), "top1": 0.9 - 0.01 / i, "top5": 1.0,
                "loss_top1_pp": 1 / i, "cr": 32 / i} for f in ("midtread", "midrise") for i in range(2, 9)]
     (tmp_path / "rate_accuracy_lenet5.json").write_text(json.dumps(
-        {"network": "lenet5", "original_top1": 0.9, "evaluations": 14, "points": points}))
+        {"network": "lenet5", "original_top1": 0.9, "budget_pp": 0.8, "evaluations": 14, "points": points}))
     run = {"energy_j": 10.0, "duration_s": 1.0, "source": "measured", "repeats": 2}
     (tmp_path / "fp16_benchmark.json").write_text(json.dumps({"data": "fashion-mnist", "networks": {
         n: {"runs": {"fp32": [run, run], "fp16": [run, run]}} for n in ("lenet5", "resnet34")}}))

@@ -7,6 +7,7 @@ non-zero count. Arithmetic is float64 whatever the input dtype, so results do no
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numba as nb
@@ -17,11 +18,14 @@ PARALLEL_MIN = 1 << 16
 
 
 class _Kernel:
-    """One loop compiled twice, serial and parallel; the call picks by the data's size."""
+    """One loop compiled twice, serial and parallel; the call picks by the data's size.
 
-    def __init__(self, func):
-        self.serial = nb.njit(cache=True, nogil=True)(func)
-        self.parallel = nb.njit(parallel=True, cache=True, nogil=True)(func)
+    `cache=False` for loops that take functions as arguments (see below).
+    """
+
+    def __init__(self, func, cache=True):
+        self.serial = nb.njit(cache=cache, nogil=True)(func)
+        self.parallel = nb.njit(parallel=True, cache=cache, nogil=True)(func)
         self.__doc__ = func.__doc__
 
     def __call__(self, data, *args):
@@ -30,6 +34,10 @@ class _Kernel:
 
 # Two loops serve every kernel-backed quantizer: `to_indices` and `to_values` apply a per-element rule
 # (passed as a compiled function, so each rule gets its own specialised loop) and count bad elements.
+# They are compiled in each process, not cached on disk: numba's cache cannot hold overloads keyed by
+# function types (every process misses, files pile up, and saving over another process's index fails
+# with "underlying object has vanished"). A first call costs 0.2-1.4 s of compilation; choosing the
+# rule by a flag inside the loop instead would cost about half again the time of every call.
 
 @nb.njit(inline="always")
 def midtread_rule(t, delta):
@@ -81,7 +89,7 @@ def affine_value(k, scale, zero_point, qmin, qmax):
     return scale * (k + zero_point) if qmin <= k <= qmax else math.nan
 
 
-@_Kernel
+@functools.partial(_Kernel, cache=False)
 def to_indices(x, out, rule, a, b, c, d):
     """out[i] = rule(x[i], a, b, c, d); returns how many inputs were NaN or inf."""
     bad = 0
@@ -95,7 +103,7 @@ def to_indices(x, out, rule, a, b, c, d):
     return bad
 
 
-@_Kernel
+@functools.partial(_Kernel, cache=False)
 def to_values(q, out, rule, a, b, c, d):
     """out[i] = rule(q[i], a, b, c, d); returns how many indices the rule rejected (NaN)."""
     bad = 0

@@ -15,7 +15,8 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from greenbench.baselines import BaselineStore
-from greenbench.claims import CLAIMS, ClaimRecord, Metric
+from greenbench.claims import CLAIMS, REHEARSAL_VERDICT, ClaimRecord, Metric
+from greenbench.gputier import gpu_tier_settings, rehearsal_requested
 from greenbench.provenance import atomic_write_json, hardware_profile, provenance
 from greenbench.report import ClaimRow, render_claims_table
 
@@ -40,6 +41,7 @@ if os.environ.get("GREENBENCH_THREADS"):
     numba.set_num_threads(min(int(os.environ["GREENBENCH_THREADS"]), numba.config.NUMBA_NUM_THREADS))
 
 FIXTURES = ROOT / "fixtures"
+CHECKPOINT_DIR_ENV = "GREENBENCH_CHECKPOINT_DIR"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -56,11 +58,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 class ClaimCheck:
     """What a claim test uses: record the figures, compare them with the baseline, assert the claim."""
 
-    def __init__(self, request: pytest.FixtureRequest, claim_id: str, store: BaselineStore, update: bool):
+    def __init__(self, request: pytest.FixtureRequest, claim_id: str, store: BaselineStore, update: bool,
+                 rehearsal: bool = False):
         self.request = request
         self.claim_id = claim_id
         self.store = store
-        self.update = update
+        self.rehearsal = rehearsal  # a GPU test rehearsed on the CPU: records figures, judges nothing
+        self.update = update and not rehearsal
         callspec = getattr(request.node, "callspec", None)
         self.case = f"{request.node.originalname}[{callspec.id}]" if callspec else request.node.name
         self.expected = (store.case(claim_id, self.case) or {}).get("outcome")
@@ -72,7 +76,11 @@ class ClaimCheck:
         `inputs` names what the figure was measured on (seed, data checksum, checkpoint), for provenance.
         """
         record = ClaimRecord(self.claim_id, self.case, claimed, tolerance, measured, bool(holds), metrics or {},
-                             note=note, inputs=inputs or {})
+                             note=note, inputs=inputs or {}, rehearsal=self.rehearsal)
+        if self.rehearsal:  # never compared, never stored, never failed for its figures
+            record.baseline = "not compared (rehearsal)"
+            self.request.node.user_properties.append((RECORD_KEY, json.dumps(record.to_json())))
+            return
         comparisons = self.store.compare(record) if record.metrics else []
         outcome = "reproduced" if holds else "not reproduced"
         if self.update:  # the outcome is stored even without metrics: a known failure must be on record
@@ -126,7 +134,7 @@ class ClaimsTable:
             row.verdict = "reproduced" if row.record.holds else "not reproduced"
             row.reason = "baseline regression" if row.record.holds else ""
         elif report.when == "call":
-            row.verdict = "reproduced"
+            row.verdict = REHEARSAL_VERDICT if row.record is not None and row.record.rehearsal else "reproduced"
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node, error) -> None:  # xdist: a worker's GPU deselections
@@ -164,24 +172,22 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture(scope="session")
-def baseline_store(request: pytest.FixtureRequest) -> BaselineStore:
-    return BaselineStore(Path(request.config.getoption("--baseline-dir")), hardware_profile())
-
-
-@pytest.fixture(scope="session")
 def baseline_root(request: pytest.FixtureRequest) -> Path:
     return Path(request.config.getoption("--baseline-dir"))
 
 
 @pytest.fixture
-def claim(request: pytest.FixtureRequest, baseline_store: BaselineStore) -> ClaimCheck:
+def claim(request: pytest.FixtureRequest, baseline_root: Path) -> ClaimCheck:
     marker = request.node.get_closest_marker("claim")
     if marker is None or not marker.args or marker.args[0] not in CLAIMS:
         raise pytest.UsageError(f"{request.node.nodeid} uses `claim` without @pytest.mark.claim('<known id>')")
-    check = ClaimCheck(request, marker.args[0], baseline_store, request.config.getoption("--update-baselines"))
-    if check.expected == "not reproduced" and not check.update:
+    claim_id = marker.args[0]
+    store = BaselineStore(baseline_root, hardware_profile(measured_energy=CLAIMS[claim_id].measures_energy))
+    rehearsal = bool(request.node.get_closest_marker("gpu")) and rehearsal_requested()
+    check = ClaimCheck(request, claim_id, store, request.config.getoption("--update-baselines"), rehearsal)
+    if check.expected == "not reproduced" and not check.update and not rehearsal:
         request.applymarker(pytest.mark.xfail(
-            strict=True, reason=f"baseline of {baseline_store.profile} records this claim as not reproduced"))
+            strict=True, reason=f"baseline of {store.profile} records this claim as not reproduced"))
     return check
 
 
@@ -193,7 +199,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     import torch
 
     gpu = [item for item in items if item.get_closest_marker("gpu")]
-    if gpu and not torch.cuda.is_available():  # `pytest -m gpu` here: one line says why, not one per test
+    # `pytest -m gpu` without CUDA (and not rehearsing): one line says why, not one skip per test
+    if gpu and not torch.cuda.is_available() and not rehearsal_requested():
         items[:] = [item for item in items if not item.get_closest_marker("gpu")]
         config.hook.pytest_deselected(items=gpu)
         deselected = []
@@ -244,6 +251,11 @@ class TrainedNetworks:
         self.config = config
         self.shared_dir = shared_dir
         self.paths = available_checkpoints(FIXTURES)
+        extra = os.environ.get(CHECKPOINT_DIR_ENV)
+        if extra:  # checkpoints trained by tools/gpu-run, beside (and before) the committed ones
+            if not Path(extra).is_dir():
+                raise pytest.UsageError(f"{CHECKPOINT_DIR_ENV}={extra}: no such folder")
+            self.paths.update(available_checkpoints(Path(extra)))
         self._cache: dict = {}
 
     def checkpoint(self, network: str):
@@ -256,6 +268,15 @@ class TrainedNetworks:
         if key not in self._cache:
             self._cache[key] = load_checkpoint(self.paths[network])
         return self._cache[key]
+
+    def model_for_gpu_tier(self, network: str, rehearsal: bool):
+        """The trained network; in a rehearsal, seeded weights stand in for a missing checkpoint."""
+        if network not in self.paths and rehearsal:
+            from greenbench.models import build_network
+
+            return build_network(network, seed=0), {"weights": "seeded (no checkpoint; rehearsal)"}
+        model, meta = self.checkpoint(network)
+        return model, {"checkpoint_sha256": meta["weights_sha256"], "epochs": meta.get("epochs")}
 
     def inputs(self, network: str) -> dict:
         """What a figure on this network was measured on (for the baseline's provenance)."""
@@ -317,23 +338,37 @@ NO_CUDA = "no CUDA device here: the GPU tier (pytest -m gpu) runs on a machine w
 
 
 @pytest.fixture(scope="session")
-def cuda_device() -> str:
-    import torch
-
-    if not torch.cuda.is_available():
-        pytest.skip(NO_CUDA)
-    return "cuda"
+def gpu_tier():
+    """The GPU tier's settings: a CUDA device, or the CPU rehearsal (GREENBENCH_GPU_REHEARSAL=1)."""
+    try:
+        return gpu_tier_settings()
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from exc
 
 
 @pytest.fixture(scope="session")
-def gpu_meter(cuda_device):
-    """NVML's energy counter on the GPU under test (a measured source), or a skip saying why not."""
-    from greenbench.energy import MeterUnavailable, NvmlMeter
+def cuda_device(gpu_tier) -> str:
+    import torch
+
+    if not gpu_tier.rehearsal and not torch.cuda.is_available():
+        pytest.skip(NO_CUDA)
+    return gpu_tier.device
+
+
+@pytest.fixture(scope="session")
+def gpu_meter(cuda_device, gpu_tier):
+    """NVML's energy counter on the GPU under test (a measured source), a simulated one in a rehearsal,
+    or a skip saying why not. `meter.min_window_s` follows the counter's update period, measured here."""
+    from greenbench.energy import MeterUnavailable, NvmlMeter, SimulatedNvml, min_window_for
 
     try:
-        meter = NvmlMeter(0)
+        meter = (NvmlMeter(nvml=SimulatedNvml(), synchronize=lambda: None) if gpu_tier.rehearsal
+                 else NvmlMeter(0))
+        meter.update_period_s = meter.update_period()
     except MeterUnavailable as exc:
         pytest.skip(f"GPU present but no NVML energy source: {exc}")
+    meter.min_window_s = min_window_for(meter.update_period_s, floor_s=gpu_tier.window_floor_s,
+                                        cap_s=gpu_tier.window_cap_s)
     yield meter
     meter.close()
 

@@ -60,8 +60,13 @@ def deadzone_rule(t, delta):
 
 @nb.njit(inline="always")
 def uniform_index(v, step, delta, qmax, magnitude_rule):
-    """s(X)·min(rule(|X|/Δ), qmax) for one of the magnitude rules above."""
-    q = min(magnitude_rule(abs(v) / step, delta), qmax)
+    """s(X)·min(rule(|X|/Δ), qmax) for one of the magnitude rules above.
+
+    Magnitudes at or beyond qmax + 1 steps are clipped in floating point, before any integer cast:
+    casting a float beyond int64 would wrap (1e19 would land on a small index of either sign).
+    """
+    t = abs(v) / step
+    q = qmax if t >= qmax + 1.0 else min(magnitude_rule(t, delta), qmax)
     return -q if v < 0 else q
 
 
@@ -79,8 +84,16 @@ def uniform_value(k, step, offset, qmax, allow_zero):
 
 @nb.njit(inline="always")
 def affine_index(v, scale, zero_point, qmin, qmax):
-    """Seed 003: Q(r) = Int(r/S) − Z with Int rounding half up, clipped to [qmin, qmax]."""
-    return min(max(np.int64(math.floor(v / scale + 0.5)) - zero_point, qmin), qmax)
+    """Seed 003: Q(r) = Int(r/S) − Z with Int rounding half up, clipped to [qmin, qmax].
+
+    The clipping is decided in floating point before the integer cast, which would wrap beyond int64.
+    """
+    f = v / scale + 0.5
+    if f >= qmax + zero_point:
+        return qmax
+    if f < qmin + zero_point + 1.0:
+        return qmin
+    return np.int64(math.floor(f)) - zero_point
 
 
 @nb.njit(inline="always")

@@ -84,11 +84,24 @@ class BaselineError(ValueError):
     """A baseline file is unreadable or fails its schema."""
 
 
+class _NonFinite(Exception):
+    pass
+
+
+def _reject_constant(name: str):
+    raise _NonFinite(f"a non-finite number ({name})")
+
+
 def _load_validated(path: Path, schema: dict[str, Any]) -> dict[str, Any]:
     try:
-        data = json.loads(Path(path).read_text())
+        data = json.loads(Path(path).read_text(), parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
         raise BaselineError(f"{path}: not valid JSON ({exc})") from exc
+    except _NonFinite as exc:
+        raise BaselineError(f"{path}: holds {exc}, which no baseline may (it would turn every comparison into a "
+                            "pass or a fail)") from None
+    except UnicodeDecodeError as exc:
+        raise BaselineError(f"{path}: not UTF-8 text ({exc})") from exc
     try:
         jsonschema.validate(data, schema)
     except jsonschema.ValidationError as exc:
@@ -127,9 +140,6 @@ def compare_metric(name: str, measured: Metric, baseline: dict[str, Any] | None)
     if baseline is None:
         return Comparison(name, None, measured.value, measured.spread, "missing")
     old = float(baseline["value"])
-    if math.isinf(old) or math.isinf(measured.value):
-        status = "ok" if old == measured.value else "changed"
-        return Comparison(name, old, measured.value, 0.0, status)
     spread = math.hypot(float(baseline["spread"]), measured.spread)
     allowed = GATE_SIGMAS * spread + RELATIVE_FLOOR * max(abs(old), 1e-12)
     delta = measured.value - old
@@ -190,7 +200,8 @@ class BaselineStore:
                 "outcome": outcome,
                 "metrics": {k: {"value": v.value, "spread": v.spread, "better": v.better, "unit": v.unit}
                             for k, v in record.metrics.items()},
-                "measured": {k: v for k, v in record.measured.items() if isinstance(v, (int, float, str, bool))},
+                "measured": {k: v if not isinstance(v, float) or math.isfinite(v) else str(v)
+                             for k, v in record.measured.items() if isinstance(v, (int, float, str, bool))},
                 "date": data["provenance"]["date"],
                 **({"note": record.note} if record.note else {}),
                 **({"inputs": record.inputs} if record.inputs else {}),

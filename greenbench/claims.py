@@ -11,19 +11,23 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+REHEARSAL_VERDICT = "rehearsal (not a verdict)"  # a GPU row measured in the CPU rehearsal
+
 
 @dataclass(frozen=True)
 class Claim:
     id: str
     source: str
     statement: str
+    measures_energy: bool = False  # its baselines belong to one machine model, not one architecture
 
 
 CLAIMS: dict[str, Claim] = {c.id: c for c in (
     Claim("table1-counts", "000 Table 1",
           "parameter counts and FLOPs (thop MACs) of the five CIFAR-10 networks"),
     Claim("fp16-energy", "000 §4, Tables 2–3",
-          "AMP FP16 inference uses less energy than FP32 for all five networks; ResNet-34 −32.96 %"),
+          "AMP FP16 inference uses less energy than FP32 for all five networks; ResNet-34 −32.96 %",
+          measures_energy=True),
     Claim("fp16-accuracy", "000 §4, Table 3",
           "FP16 changes accuracy by no statistically significant amount (largest shift −0.73 pp)"),
     Claim("laplacian-weights", "004 §3.4, Tables 3.2–3.3",
@@ -33,7 +37,8 @@ CLAIMS: dict[str, Claim] = {c.id: c for c in (
     Claim("compression-8x", "004 abstract, §3.7.3, Table 3.10",
           "quantizing weights without retraining gives ≈ 8× (CR = 32/H) for ≤ 0.8 pp top-1 loss"),
     Claim("mnist-energy", "001 Results",
-          "LeNet-5 and AlexNet reach similar MNIST accuracy while AlexNet uses ≈ 74.1 % more energy"),
+          "LeNet-5 and AlexNet reach similar MNIST accuracy while AlexNet's training uses ≈ 74.1 % more energy",
+          measures_energy=True),
     Claim("carbon-accounting", "002 §3.1",
           "emissions = energy (kWh) × regional carbon intensity (kg CO2/kWh)"),
     Claim("affine-quantization", "003",
@@ -53,8 +58,9 @@ class Metric:
     def __post_init__(self) -> None:
         if self.better not in (None, "higher", "lower"):
             raise ValueError(f"better must be 'higher', 'lower' or None, got {self.better!r}")
-        if not (math.isfinite(self.value) or math.isinf(self.value)) or self.spread < 0:
-            raise ValueError(f"bad metric value {self.value!r} or spread {self.spread!r}")
+        if not (math.isfinite(self.value) and math.isfinite(self.spread) and self.spread >= 0):
+            raise ValueError(f"a metric needs a finite value and a finite spread ≥ 0, got value {self.value!r}, "
+                             f"spread {self.spread!r}")
 
 
 def _plain(value: Any) -> Any:
@@ -88,6 +94,7 @@ class ClaimRecord:
     baseline: str = ""  # outcome of the baseline comparison, filled by the glue
     note: str = ""
     inputs: dict[str, Any] = field(default_factory=dict)  # what the figure was measured on: seed, data md5, …
+    rehearsal: bool = False  # measured in the GPU tier's CPU rehearsal: figures, not a verdict
 
     def measured_text(self) -> str:
         return ", ".join(f"{k} {format_value(v)}" for k, v in self.measured.items())

@@ -89,23 +89,23 @@ def _energy_sample(root: Path, report_dir: Path) -> None:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    import json
-
     from tabulate import tabulate
 
     from .baselines import BaselineStore, compare_records, paper_comparisons, records_from_profile
-    from .claims import ClaimRecord
     from .provenance import hardware_profile
 
     root = Path(args.baseline_dir or _repo_root() / "baselines")
+    stored = BaselineStore(root, "").profiles()
+    against = args.against or hardware_profile()
+    for profile in filter(None, (args.profile, args.against)):
+        if profile not in stored:
+            raise CliError(f"no stored profile {profile!r} under {root}; stored: {', '.join(stored) or 'none'}")
     if args.run:
-        data = json.loads(Path(args.run).read_text())
-        records = [ClaimRecord.from_json(r["record"]) for r in data["rows"] if r.get("record")]
+        records = _run_records(Path(args.run))
         this = f"run {args.run}"
     else:
         records = records_from_profile(BaselineStore(root, args.profile))
         this = f"profile {args.profile}"
-    against = args.against or hardware_profile()
     rows = compare_records(records, BaselineStore(root, against))
     print(f"{this} against baselines of {against}")
     print(tabulate([r.cells() for r in rows], headers=["claim", "case", "metric", "baseline", "this run", "change",
@@ -119,6 +119,27 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     missing = [r for r in rows if r.verdict == "missing"]
     print(f"\n{len(rows)} metrics: {len(failed)} failed the gate, {len(missing)} without a baseline")
     return 1 if failed else (2 if missing and args.fail_on_missing else 0)
+
+
+def _run_records(path: Path):
+    """The claim records of a run's claims JSON, or a CliError naming the file and what is wrong."""
+    import json
+
+    from .claims import ClaimRecord
+
+    try:
+        data = json.loads(path.read_text())
+        rows = data["rows"]
+        records = [ClaimRecord.from_json(r["record"]) for r in rows if r.get("record")]
+    except FileNotFoundError:
+        raise CliError(f"run file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CliError(f"run file {path} is not readable JSON ({exc})") from None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CliError(f"run file {path} is not a greenbench claims file ({type(exc).__name__}: {exc})") from None
+    if not records:
+        raise CliError(f"run file {path} holds no claim records")
+    return records
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -176,9 +197,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class CliError(Exception):
+    """A bad argument or input: printed as `greenbench: error: …`, exit status 2."""
+
+
 def main(argv: list[str] | None = None) -> int:
+    from .baselines import BaselineError
+    from .data import DatasetError
+
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except (CliError, BaselineError, DatasetError, ValueError) as exc:
+        print(f"greenbench: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

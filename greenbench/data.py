@@ -240,7 +240,18 @@ def verify_folder(spec: DatasetSpec, folder: Path) -> None:
 
 
 def locate(spec: DatasetSpec, allow_download: bool | None = None) -> Path:
-    """The first folder holding the complete, verified data set; download if allowed."""
+    """The first folder holding the complete, verified data set; download if allowed.
+
+    A folder the user named by `spec.env_var` must hold the data set: if it does not, that is an
+    error naming the variable and the missing files, not a fall-through to another copy.
+    """
+    named = os.environ.get(spec.env_var)
+    if named and not (allow_download or (allow_download is None and download_allowed())):
+        missing = [f.name for f in spec.files.values() if not (Path(named) / f.name).is_file()]
+        if missing:
+            state = "does not exist" if not Path(named).is_dir() else f"lacks {', '.join(missing)}"
+            raise DatasetMissingError(f"{spec.env_var}={named}: that folder {state}; unset the variable to "
+                                      "let the loader look elsewhere, or put the files there")
     for folder in candidate_dirs(spec):
         if all((folder / f.name).is_file() for f in spec.files.values()):
             verify_folder(spec, folder)  # a present but wrong file is an error, not a fall-through

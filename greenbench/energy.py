@@ -3,22 +3,27 @@
 Like Zeus, a meter is read at the beginning and end of a window (`begin()`/`end()`, or the `window()`
 context manager). Each `Measurement` carries energy (J), duration, per-component energy, the samples
 behind it and its source: `measured` (a hardware counter or power sensor), `estimated` (a model of
-power, such as TDP × load) — never mixed up.
+power, such as TDP × load), `simulated` (the CPU rehearsal's stand-in NVML) — never mixed up.
 
 - `NvmlMeter`: NVIDIA's cumulative energy counter (nvmlDeviceGetTotalEnergyConsumption), read after a
-  device synchronize at both ends; on GPUs without the counter, power sampling integrated over time.
+  device synchronize at both ends, cross-checked by power polled every 15 ms in a thread; the GPU's
+  temperature and SM clock at both ends; on GPUs without the counter, the polled power integrated.
+- `SimulatedNvml`: pynvml's interface driven by this process's CPU work, for rehearsals and tests.
 - `RaplMeter`: Linux powercap RAPL package and DRAM counters, wrap-around handled.
 - `CodeCarbonMeter`: CodeCarbon's OfflineEmissionsTracker, as seed 000 used it; its components are
   tagged by how CodeCarbon obtained them (RAPL/NVML measured; TDP, load or RAM models estimated).
 - `CpuTimeEstimateMeter`: TDP share × process CPU time; the clearly tagged fallback.
 
-Windows shorter than a counter's update period are repeated until they reach `MIN_WINDOW_S` (see
-`measure`), and `idle_power` measures the baseline before a series so net-of-idle figures can be given.
+Work shorter than a window is repeated until the window reaches its minimum (`measure`; on NVML the
+minimum follows the counter's measured update period, `min_window_for`), `warm_up` repeats passes
+until time and power stop drifting, and `idle_power` measures the baseline before a series so
+net-of-idle figures can be given.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import threading
 import time
@@ -28,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-MEASURED, ESTIMATED = "measured", "estimated"
+MEASURED, ESTIMATED, SIMULATED = "measured", "estimated", "simulated"
 # NVML's energy counter and RAPL update every few to ~100 ms; a window of 1 s keeps the quantisation
 # error of one update below a few per cent. Shorter work is repeated until the window is this long.
 MIN_WINDOW_S = 1.0
@@ -43,12 +48,14 @@ class MeterUnavailable(RuntimeError):
 class Measurement:
     energy_j: float
     duration_s: float
-    source: str  # "measured" or "estimated"
+    source: str  # "measured", "estimated" or "simulated"
     meter: str
     components: dict[str, float] = field(default_factory=dict)  # J per component: gpu, cpu, ram
     component_sources: dict[str, str] = field(default_factory=dict)
     samples: list[tuple[float, float]] = field(default_factory=list)  # (time s, reading)
     repeats: int = 1  # how many times the work ran inside the window
+    polled_energy_j: float | None = None  # the same window from power polled in a thread (NVML)
+    device_state: dict[str, dict[str, float | None]] = field(default_factory=dict)  # "start"/"end": temp, clock
 
     @property
     def energy_per_repeat_j(self) -> float:
@@ -62,6 +69,13 @@ class Measurement:
     def mean_power_w(self) -> float:
         return self.energy_j / self.duration_s if self.duration_s > 0 else 0.0
 
+    @property
+    def disagreement(self) -> float | None:
+        """Polled power's energy relative to the counter's, minus 1 (None without both)."""
+        if self.polled_energy_j is None or self.energy_j <= 0:
+            return None
+        return self.polled_energy_j / self.energy_j - 1
+
     def net_of_idle_j(self, idle_power_w: float) -> float:
         """Energy above the idle baseline over the same duration."""
         return self.energy_j - idle_power_w * self.duration_s
@@ -69,7 +83,8 @@ class Measurement:
     def to_json(self) -> dict[str, Any]:
         return {"energy_j": self.energy_j, "duration_s": self.duration_s, "source": self.source, "meter": self.meter,
                 "components": self.components, "component_sources": self.component_sources,
-                "repeats": self.repeats, "samples": len(self.samples)}
+                "repeats": self.repeats, "samples": len(self.samples), "polled_energy_j": self.polled_energy_j,
+                "disagreement": self.disagreement, "device_state": self.device_state}
 
 
 class EnergyMeter(ABC):
@@ -97,8 +112,16 @@ class EnergyMeter(ABC):
         """Release the hardware interface."""
 
 
+def _positive_seconds(value: float, what: str, allow_zero: bool = False) -> float:
+    value = float(value)
+    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        raise ValueError(f"{what} must be a finite number of seconds {'≥' if allow_zero else '>'} 0, got {value!r}")
+    return value
+
+
 def measure(meter: EnergyMeter, work: Callable[[], Any], min_window_s: float = MIN_WINDOW_S) -> Measurement:
     """Run `work` inside one window, repeating it until the window lasts at least `min_window_s`."""
+    min_window_s = _positive_seconds(min_window_s, "min_window_s", allow_zero=True)
     repeats = 0
     meter.begin()
     started = time.perf_counter()
@@ -116,20 +139,58 @@ def measure(meter: EnergyMeter, work: Callable[[], Any], min_window_s: float = M
 
 def idle_power(meter: EnergyMeter, seconds: float = 2.0) -> float:
     """Mean power (W) of the idle machine over `seconds`, as this meter sees it."""
+    seconds = _positive_seconds(seconds, "idle seconds")
     with meter.window() as got:
         time.sleep(seconds)
     return got[0].mean_power_w
 
 
+def warm_up(meter: EnergyMeter, work: Callable[[], Any], tolerance: float = 0.05, min_passes: int = 2,
+            max_passes: int = 10) -> list[Measurement]:
+    """Run `work` in windows of its own until steady: the last two passes' time and mean power differ by
+    less than `tolerance` (relative), or `max_passes` ran. Returns the warm-up windows (their count is
+    how many passes it took)."""
+    if not (0 < tolerance < 1) or not (1 <= min_passes <= max_passes):
+        raise ValueError(f"need 0 < tolerance < 1 and 1 ≤ min_passes ≤ max_passes, got {tolerance!r}, "
+                         f"{min_passes!r}, {max_passes!r}")
+    passes: list[Measurement] = []
+    while len(passes) < max_passes:
+        with meter.window() as got:
+            work()
+        passes.append(got[0])
+        if len(passes) >= max(min_passes, 2):
+            a, b = passes[-2], passes[-1]
+            drift_time = abs(b.duration_s / a.duration_s - 1) if a.duration_s > 0 else math.inf
+            drift_power = abs(b.mean_power_w / a.mean_power_w - 1) if a.mean_power_w > 0 else math.inf
+            if drift_time < tolerance and drift_power < tolerance:
+                break
+    return passes
+
+
+def min_window_for(update_period_s: float, updates: int = 100, floor_s: float = 0.5, cap_s: float = 2.0) -> float:
+    """The shortest window that spans `updates` counter updates (so one update's quantisation at each end
+    stays near 1/updates), kept within [floor_s, cap_s]."""
+    _positive_seconds(update_period_s, "update period")
+    return min(max(updates * update_period_s, floor_s), cap_s)
+
+
 # --------------------------------------------------------------------------- NVML
 
 class NvmlMeter(EnergyMeter):
-    """An NVIDIA GPU through NVML (nvidia-ml-py); `nvml` may be any object with pynvml's interface."""
+    """An NVIDIA GPU through NVML (nvidia-ml-py); `nvml` may be any object with pynvml's interface.
+
+    A window reads the energy counter at both ends, after a device synchronize, and polls power in a
+    thread every `poll_interval_s`; both energies are kept (the counter's is the figure, the polled
+    one its cross-check), with the GPU's temperature and SM clock at each end. GPUs without the
+    counter (pre-Volta) fall back to the polled energy.
+    """
 
     name = "nvml"
 
     def __init__(self, index: int = 0, nvml: Any = None, synchronize: Callable[[], None] | None = None,
-                 sample_interval_s: float = 0.02):
+                 poll_interval_s: float = 0.015):
+        if not 0.001 <= float(poll_interval_s) <= 1.0:
+            raise ValueError(f"poll_interval_s must be within [0.001, 1] s, got {poll_interval_s!r}")
         if nvml is None:
             try:
                 import pynvml as nvml
@@ -142,13 +203,14 @@ class NvmlMeter(EnergyMeter):
         except nvml.NVMLError as exc:
             raise MeterUnavailable(f"NVML cannot open GPU {index}: {exc}") from exc
         self.synchronize = synchronize or _cuda_synchronize
-        self.sample_interval_s = sample_interval_s
+        self.poll_interval_s = float(poll_interval_s)
+        self.source = getattr(nvml, "SOURCE", MEASURED)  # a simulated NVML says so
         try:
             nvml.nvmlDeviceGetTotalEnergyConsumption(self.handle)
             self.mode = "energy-counter"
-        except nvml.NVMLError:  # pre-Volta GPUs have no counter: integrate sampled power instead
+        except nvml.NVMLError:  # pre-Volta GPUs have no counter: integrate polled power instead
             self.mode = "power-sampling"
-        self._start: tuple[float, float] | None = None
+        self._start: tuple[float, float, dict[str, float | None]] | None = None
         self._samples: list[tuple[float, float]] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -159,40 +221,69 @@ class NvmlMeter(EnergyMeter):
     def _power_w(self) -> float:
         return self.nvml.nvmlDeviceGetPowerUsage(self.handle) / 1000.0  # mW
 
-    def _sample(self) -> None:
+    def device_state(self) -> dict[str, float | None]:
+        """GPU temperature (°C) and SM clock (MHz) now; None where NVML cannot say."""
+        state: dict[str, float | None] = {}
+        for key, read in (("temperature_c", lambda: self.nvml.nvmlDeviceGetTemperature(
+                              self.handle, getattr(self.nvml, "NVML_TEMPERATURE_GPU", 0))),
+                          ("sm_clock_mhz", lambda: self.nvml.nvmlDeviceGetClockInfo(
+                              self.handle, getattr(self.nvml, "NVML_CLOCK_SM", 1)))):
+            try:
+                state[key] = float(read())
+            except (self.nvml.NVMLError, AttributeError):
+                state[key] = None
+        return state
+
+    def update_period(self, seconds: float = 0.5) -> float:
+        """How often the energy counter (or, without one, the power reading) changes: the median interval
+        between changes seen while reading it as fast as possible for `seconds`."""
+        seconds = _positive_seconds(seconds, "seconds")
+        read = self._counter_j if self.mode == "energy-counter" else self._power_w
+        changes, last = [], read()
+        deadline = time.perf_counter() + seconds
+        while (now := time.perf_counter()) < deadline:
+            value = read()
+            if value != last:
+                changes.append(now)
+                last = value
+        if len(changes) < 3:
+            raise MeterUnavailable(f"NVML's {self.mode} changed {len(changes)} times in {seconds} s: "
+                                   "its update period cannot be measured")
+        gaps = sorted(b - a for a, b in zip(changes, changes[1:]))
+        return gaps[len(gaps) // 2]
+
+    def _poll(self) -> None:
         while not self._stop.is_set():
             self._samples.append((time.perf_counter(), self._power_w()))
-            self._stop.wait(self.sample_interval_s)
+            self._stop.wait(self.poll_interval_s)
 
     def begin(self) -> None:
+        if self._start is not None:
+            raise RuntimeError("begin() called twice: end() the open window first")
         self.synchronize()
-        if self.mode == "energy-counter":
-            self._start = (time.perf_counter(), self._counter_j())
-        else:
-            self._samples, self._stop = [], threading.Event()
-            self._start = (time.perf_counter(), 0.0)
-            self._thread = threading.Thread(target=self._sample, daemon=True)
-            self._thread.start()
+        state = self.device_state()
+        self._samples, self._stop = [], threading.Event()
+        self._start = (time.perf_counter(), self._counter_j() if self.mode == "energy-counter" else 0.0, state)
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
 
     def end(self) -> Measurement:
         if self._start is None:
             raise RuntimeError("end() without begin()")
         self.synchronize()
         t1 = time.perf_counter()
-        t0, e0 = self._start
+        counter_end = self._counter_j() if self.mode == "energy-counter" else 0.0
+        t0, counter_start, state_start = self._start
         self._start = None
-        if self.mode == "energy-counter":
-            e1 = self._counter_j()
-            samples = [(t0, e0), (t1, e1)]
-            energy = e1 - e0
-        else:
-            self._stop.set()
-            assert self._thread is not None
-            self._thread.join()
-            samples = self._samples + [(t1, self._power_w())]
-            energy = sum((b[0] - a[0]) * (a[1] + b[1]) / 2 for a, b in zip(samples, samples[1:]))
-        return Measurement(energy, t1 - t0, MEASURED, f"nvml {self.mode}", {"gpu": energy}, {"gpu": MEASURED},
-                           samples)
+        self._stop.set()
+        assert self._thread is not None
+        self._thread.join()
+        samples = self._samples + [(t1, self._power_w())]
+        polled = sum((b[0] - a[0]) * (a[1] + b[1]) / 2 for a, b in zip(samples, samples[1:]))
+        energy = counter_end - counter_start if self.mode == "energy-counter" else polled
+        return Measurement(energy, t1 - t0, self.source, f"nvml {self.mode}", {"gpu": energy}, {"gpu": self.source},
+                           samples, polled_energy_j=polled if self.mode == "energy-counter" else None,
+                           device_state={"start": state_start, "end": self.device_state()})
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -204,6 +295,76 @@ def _cuda_synchronize() -> None:
 
     if torch.cuda.is_available():
         torch.cuda.synchronize()
+
+
+class SimulatedNvml:
+    """pynvml's interface over this process's own CPU work: the GPU tier's rehearsal on a CPU, and the
+    meter tests' stand-in for a GPU.
+
+    Power is `idle_w` plus `busy_w` times the share of the cores this process keeps busy; the energy
+    counter integrates it and, like NVML's, changes only every `update_period_s`; the power reading
+    is the mean over the last update. Its figures are tagged `simulated`, never `measured`.
+    """
+
+    SOURCE = SIMULATED
+    NVML_TEMPERATURE_GPU = 0
+    NVML_CLOCK_SM = 1
+
+    class NVMLError(Exception):
+        pass
+
+    def __init__(self, idle_w: float = 30.0, busy_w: float = 120.0, update_period_s: float = 0.002,
+                 has_counter: bool = True):
+        if not (math.isfinite(idle_w) and math.isfinite(busy_w) and idle_w >= 0 and busy_w >= 0):
+            raise ValueError(f"idle_w and busy_w must be finite and ≥ 0, got {idle_w!r}, {busy_w!r}")
+        self.idle_w, self.busy_w = float(idle_w), float(busy_w)
+        self.update_period_s = _positive_seconds(update_period_s, "update_period_s")
+        self.has_counter = has_counter
+        self.cores = os.cpu_count() or 1
+        self.shutdown = False
+        self._lock = threading.Lock()
+        self._t0, self._cpu0 = time.perf_counter(), time.process_time()
+        self._updated = (self._t0, 0.0)
+        self._power = self.idle_w
+
+    def _energy_now(self) -> tuple[float, float]:
+        t, cpu = time.perf_counter(), time.process_time()
+        return t, self.idle_w * (t - self._t0) + self.busy_w * (cpu - self._cpu0) / self.cores
+
+    def _update(self) -> float:
+        with self._lock:
+            t_last, e_last = self._updated
+            if time.perf_counter() - t_last >= self.update_period_s:
+                t, e = self._energy_now()
+                self._power = (e - e_last) / (t - t_last)
+                self._updated = (t, e)
+            return self._updated[1]
+
+    def nvmlInit(self):
+        self.shutdown = False
+
+    def nvmlShutdown(self):
+        self.shutdown = True
+
+    def nvmlDeviceGetHandleByIndex(self, index):
+        if index != 0:
+            raise self.NVMLError("Invalid Argument")
+        return "simulated-gpu0"
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, handle):
+        if not self.has_counter:
+            raise self.NVMLError("Not Supported")
+        return int(self._update() * 1000)  # mJ
+
+    def nvmlDeviceGetPowerUsage(self, handle):
+        self._update()
+        return int(self._power * 1000)  # mW
+
+    def nvmlDeviceGetTemperature(self, handle, sensor):
+        return int(35 + 0.2 * self._power)
+
+    def nvmlDeviceGetClockInfo(self, handle, clock):
+        return 345 if self._power <= self.idle_w * 1.05 else 1980
 
 
 # --------------------------------------------------------------------------- RAPL
@@ -233,6 +394,8 @@ class RaplMeter(EnergyMeter):
         return {name: int(path.read_text()) for name, (path, _, _) in self.domains.items()}
 
     def begin(self) -> None:
+        if self._start is not None:
+            raise RuntimeError("begin() called twice: end() the open window first")
         self._start = (time.perf_counter(), self._read())
 
     def end(self) -> Measurement:
@@ -252,6 +415,15 @@ class RaplMeter(EnergyMeter):
                            [(t0, 0.0), (t1, energy)])
 
 
+def rapl_readable(root: str | Path = "/sys/class/powercap") -> bool:
+    """Whether this machine has readable RAPL package or DRAM counters."""
+    try:
+        RaplMeter(root)
+    except MeterUnavailable:
+        return False
+    return True
+
+
 # --------------------------------------------------------------------------- CodeCarbon
 
 CODECARBON_MEASURED_CPU_MODES = {"intel_rapl", "intel_power_gadget", "windows_emi", "apple_powermetrics"}
@@ -263,6 +435,7 @@ class CodeCarbonMeter(EnergyMeter):
     name = "codecarbon"
 
     def __init__(self, country_iso_code: str = "USA", region: str | None = None, measure_power_secs: float = 1.0):
+        _positive_seconds(measure_power_secs, "measure_power_secs")
         try:
             import codecarbon  # noqa: F401
         except ImportError as exc:
@@ -277,6 +450,8 @@ class CodeCarbonMeter(EnergyMeter):
 
         from codecarbon import OfflineEmissionsTracker
 
+        if self._tracker is not None:
+            raise RuntimeError("begin() called twice: end() the open window first")
         logging.getLogger("codecarbon").setLevel(logging.ERROR)
         self._tracker = OfflineEmissionsTracker(
             country_iso_code=self.country_iso_code, region=self.region, measure_power_secs=self.measure_power_secs,
@@ -312,10 +487,14 @@ class CpuTimeEstimateMeter(EnergyMeter):
 
     def __init__(self, tdp_w: float | None = None):
         self.cores = os.cpu_count() or 1
-        self.tdp_w = tdp_w if tdp_w is not None else 10.0 * self.cores  # a generic 10 W per core
+        self.tdp_w = float(tdp_w) if tdp_w is not None else 10.0 * self.cores  # a generic 10 W per core
+        if not (math.isfinite(self.tdp_w) and self.tdp_w > 0):
+            raise ValueError(f"tdp_w must be a finite number of watts > 0, got {tdp_w!r}")
         self._start: tuple[float, float] | None = None
 
     def begin(self) -> None:
+        if self._start is not None:
+            raise RuntimeError("begin() called twice: end() the open window first")
         self._start = (time.perf_counter(), time.process_time())
 
     def end(self) -> Measurement:

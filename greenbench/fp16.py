@@ -1,10 +1,12 @@
 """Seed 000's FP16 benchmark (§3.5): inference over a test set in FP32 and in AMP FP16.
 
 Each run is one pass over the test images at batch 32 inside its own measurement window; FP16 is
-`torch.autocast(device, dtype=float16)` with the inputs cast to half, as the paper did. Runs are
-interleaved (FP32, FP16, then FP16, FP32, …) so slow drift — temperature, clocks — hits both alike,
-and a warm-up pass of each precision comes first. The images are staged on the device before the
-series, so the windows hold the inference alone.
+`torch.autocast(device, dtype=float16)` with the inputs cast to half, as the paper did. Each
+precision is first warmed up until its time and power stop drifting (kernels chosen, caches filled,
+clocks up); then runs are interleaved (FP32, FP16, then FP16, FP32, …) so slow drift —
+temperature, clocks — hits both alike. The images are staged on the device before the series, so
+the windows hold the inference alone. An optional second meter (CodeCarbon, seed 000's instrument)
+spans the whole series, for a like-for-like column beside the paper's Table 2.
 """
 
 from __future__ import annotations
@@ -17,18 +19,22 @@ import numpy as np
 import torch
 from torch import nn
 
-from .energy import MIN_WINDOW_S, EnergyMeter, Measurement, idle_power, measure
+from .energy import MIN_WINDOW_S, EnergyMeter, Measurement, idle_power, measure, warm_up
 
 PRECISIONS = ("fp32", "fp16")
 
 
 def device_batches(inputs: torch.Tensor, batch_size: int, device: str) -> list[torch.Tensor]:
     """The inputs in batches, staged on the device before any window opens."""
+    if len(inputs) == 0:
+        raise ValueError("no inputs to batch")
     return [b.to(device) for b in torch.split(inputs, batch_size)]
 
 
-def inference_pass(model: nn.Module, batches: list[torch.Tensor], precision: str) -> torch.Tensor:
-    """Predicted classes for every batch, in FP32 or under AMP FP16."""
+def inference_pass(model: nn.Module, batches: list[torch.Tensor], precision: str,
+                   half_dtype: torch.dtype = torch.float16) -> torch.Tensor:
+    """Predicted classes for every batch, in FP32 or under AMP with `half_dtype` (float16 as the paper;
+    the CPU rehearsal passes bfloat16, since CPU float16 kernels are emulated and ~100× slower)."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; use one of {PRECISIONS}")
     device_type = batches[0].device.type
@@ -36,8 +42,8 @@ def inference_pass(model: nn.Module, batches: list[torch.Tensor], precision: str
     with torch.no_grad():
         for batch in batches:
             if precision == "fp16":
-                with torch.autocast(device_type=device_type, dtype=torch.float16):
-                    outputs.append(model(batch.half()).argmax(1))
+                with torch.autocast(device_type=device_type, dtype=half_dtype):
+                    outputs.append(model(batch.to(half_dtype)).argmax(1))
             else:
                 outputs.append(model(batch).argmax(1))
     return torch.cat(outputs)
@@ -47,10 +53,15 @@ def inference_pass(model: nn.Module, batches: list[torch.Tensor], precision: str
 class NetworkBenchmark:
     network: str
     device: str
+    images: int = 0
     runs: dict[str, list[Measurement]] = field(default_factory=lambda: {p: [] for p in PRECISIONS})
+    warmup_passes: dict[str, int] = field(default_factory=dict)
     predictions: dict[str, np.ndarray] = field(default_factory=dict)
     labels: np.ndarray | None = None
     idle_power_w: float | None = None
+    min_window_s: float = MIN_WINDOW_S
+    series: Measurement | None = None  # the second meter over the whole series (CodeCarbon)
+    series_error: str = ""  # why there is no series measurement
 
     def energy(self, precision: str, net_of_idle: bool = False) -> np.ndarray:
         """Joules per pass over the test set."""
@@ -64,13 +75,39 @@ class NetworkBenchmark:
     def sources(self) -> set[str]:
         return {m.source for runs in self.runs.values() for m in runs}
 
+    def disagreements(self) -> np.ndarray:
+        """Polled power's energy against the counter's, per window (empty without both)."""
+        return np.array([m.disagreement for runs in self.runs.values() for m in runs if m.disagreement is not None])
+
     def correct(self, precision: str) -> np.ndarray:
-        assert self.labels is not None
+        if self.labels is None:
+            raise ValueError(f"{self.network}: benchmark ran without labels")
         return self.predictions[precision] == self.labels
 
+    def summary(self, precision: str) -> dict[str, float]:
+        """Per pass (J, s), per image (mJ) and images per joule, gross and net of idle."""
+        gross, net = self.energy(precision).mean(), self.energy(precision, net_of_idle=True).mean()
+        return {"J per pass": float(gross), "J per pass net": float(net),
+                "s per pass": float(self.time(precision).mean()),
+                "mJ per image": 1000 * float(gross) / self.images, "mJ per image net": 1000 * float(net) / self.images,
+                "images per J": self.images / float(gross) if gross > 0 else float("nan"),
+                "images per J net": self.images / float(net) if net > 0 else float("nan")}
+
+    def series_per_pass_j(self) -> float | None:
+        """The second meter's energy over the whole series, per pass (both precisions together)."""
+        if self.series is None:
+            return None
+        passes = sum(m.repeats for runs in self.runs.values() for m in runs)
+        return self.series.energy_j / passes
+
     def to_json(self) -> dict[str, Any]:
-        return {"network": self.network, "device": self.device, "idle_power_w": self.idle_power_w,
+        return {"network": self.network, "device": self.device, "images": self.images,
+                "idle_power_w": self.idle_power_w, "min_window_s": self.min_window_s,
+                "warmup_passes": self.warmup_passes,
                 "runs": {p: [m.to_json() for m in ms] for p, ms in self.runs.items()},
+                "summary": {p: self.summary(p) for p in PRECISIONS if self.runs[p]},
+                "series": self.series.to_json() if self.series else None, "series_error": self.series_error,
+                "series_per_pass_j": self.series_per_pass_j(),
                 "accuracy": {p: float(self.correct(p).mean()) for p in self.predictions} if self.labels is not None
                 else {}}
 
@@ -78,21 +115,35 @@ class NetworkBenchmark:
 def benchmark_network(network: str, model: nn.Module, inputs: torch.Tensor, labels: np.ndarray | None,
                       meter: EnergyMeter, device: str, runs: int = 10, batch_size: int = 32,
                       min_window_s: float = MIN_WINDOW_S, idle_seconds: float = 2.0,
+                      half_dtype: torch.dtype = torch.float16, series_meter: EnergyMeter | None = None,
                       progress: Callable[[str], None] | None = None) -> NetworkBenchmark:
     """Interleaved FP32/FP16 runs of inference over `inputs`, each in its own measurement window."""
+    if runs < 1:
+        raise ValueError(f"runs must be ≥ 1, got {runs!r}")
     model = model.eval().to(device)
     batches = device_batches(inputs, batch_size, device)
-    result = NetworkBenchmark(network, device, labels=labels)
-    for precision in PRECISIONS:  # warm-up: kernels chosen, caches filled, clocks up
-        result.predictions[precision] = inference_pass(model, batches, precision).cpu().numpy()
+    result = NetworkBenchmark(network, device, images=len(inputs), labels=labels, min_window_s=min_window_s)
+
+    def work(precision: str) -> Callable[[], torch.Tensor]:
+        return lambda: inference_pass(model, batches, precision, half_dtype)
+
+    for precision in PRECISIONS:
+        result.predictions[precision] = work(precision)().cpu().numpy()
+        result.warmup_passes[precision] = len(warm_up(meter, work(precision)))
     if idle_seconds > 0:
         result.idle_power_w = idle_power(meter, idle_seconds)
-    for run in range(runs):
-        order = PRECISIONS if run % 2 == 0 else PRECISIONS[::-1]
-        for precision in order:
-            m = measure(meter, lambda p=precision: inference_pass(model, batches, p), min_window_s)
-            result.runs[precision].append(m)
-            if progress:
-                progress(f"{network} run {run + 1}/{runs} {precision}: {m.energy_per_repeat_j:.2f} J, "
-                         f"{m.duration_per_repeat_s:.3f} s ({m.source})")
+    if series_meter is not None:
+        series_meter.begin()
+    try:
+        for run in range(runs):
+            order = PRECISIONS if run % 2 == 0 else PRECISIONS[::-1]
+            for precision in order:
+                m = measure(meter, work(precision), min_window_s)
+                result.runs[precision].append(m)
+                if progress:
+                    progress(f"{network} run {run + 1}/{runs} {precision}: {m.energy_per_repeat_j:.3f} J, "
+                             f"{m.duration_per_repeat_s:.4f} s ({m.source})")
+    finally:
+        if series_meter is not None:
+            result.series = series_meter.end()
     return result

@@ -25,9 +25,10 @@ import onnx
 from onnx import numpy_helper
 
 from .quantizers import Quantizer, make_quantizer
-from .rate import CodedIndices, decode_indices, encode_indices, entropy_bits
+from .rate import CodedIndices, checked_body, decode_indices, encode_indices, entropy_bits, with_checksum
 
-MAGIC = b"GBNNC1"
+MAGIC = b"GBNNC"
+CONTAINER_VERSION = 2  # MAGIC, version byte, <I header><header><Q graph><graph><coded weights>, CRC-32
 OPSET = 17
 # Inputs of these operators that hold learned weights and biases (BatchNormalization's scale and bias
 # are learned; its running mean and variance are statistics and are kept in fp32).
@@ -188,17 +189,27 @@ def encode_container(proto: onnx.ModelProto, quantizer: Quantizer) -> Container:
             init.ClearField("raw_data")
             init.ClearField("float_data")
     graph = stripped.SerializeToString()
-    data = MAGIC + struct.pack("<I", len(header)) + header + struct.pack("<Q", len(graph)) + graph + coded.data
+    data = with_checksum(MAGIC + bytes([CONTAINER_VERSION]) + struct.pack("<I", len(header)) + header
+                         + struct.pack("<Q", len(graph)) + graph + coded.data)
     return Container(data, flat.size, coded)
 
 
 def decode_container(data: bytes) -> onnx.ModelProto:
-    """The quantize-dequantize model stored in a container."""
-    if not data.startswith(MAGIC) or len(data) < len(MAGIC) + 4:
+    """The quantize-dequantize model stored in a container; OnnxCodecError if it is damaged."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"a model container is bytes, got {type(data).__name__}")
+    data = bytes(data)
+    if not data.startswith(MAGIC) or len(data) < len(MAGIC) + 1 + 4:
         raise OnnxCodecError("not a greenbench model container (bad magic or too short)")
-    pos = len(MAGIC)
+    if data[len(MAGIC)] != CONTAINER_VERSION:
+        raise OnnxCodecError(f"model container format {data[len(MAGIC)]} is not supported "
+                             f"(this greenbench reads format {CONTAINER_VERSION})")
+    data = checked_body(data, "model container", OnnxCodecError)
+    pos = len(MAGIC) + 1
     (header_len,) = struct.unpack_from("<I", data, pos)
     pos += 4
+    if len(data) < pos + header_len:
+        raise OnnxCodecError("model container is truncated (header)")
     try:
         header = json.loads(data[pos:pos + header_len])
         shapes = {t["name"]: tuple(t["shape"]) for t in header["tensors"]}

@@ -74,16 +74,18 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
-def hardware_profile(fingerprint: dict[str, Any] | None = None) -> str:
+def hardware_profile(fingerprint: dict[str, Any] | None = None, measured_energy: bool = False) -> str:
     """The name baselines are stored under: the accelerator's model, or the CPU architecture.
 
     CPU-only results of this suite are deterministic numerics, so machines of one architecture share
-    a profile; the full fingerprint is stored beside each baseline and differences are reported.
+    a profile; measured energy or time belongs to one machine model, so a CPU profile holding them
+    names the CPU model too. The full fingerprint is stored beside each baseline.
     """
     fp = fingerprint or hardware_fingerprint()
     if fp.get("gpu"):
         return "cuda-" + _slug(fp["gpu"]["model"])
-    return "cpu-" + _slug(fp["machine"] or "unknown")
+    profile = "cpu-" + _slug(fp["machine"] or "unknown")
+    return f"{profile}-{_slug(fp.get('cpu_model') or 'unknown')}" if measured_energy else profile
 
 
 def provenance(**extra: Any) -> dict[str, Any]:

@@ -21,7 +21,8 @@ import numpy as np
 from . import _kernels
 
 FLOAT_DTYPES = (np.float16, np.float32, np.float64)
-UNBOUNDED = np.int64(2**62)
+UNBOUNDED = np.int64(2**62)  # the largest |index| a step-only quantizer may give; larger values are refused
+MAX_LEVELS = 2**62  # level counts beyond this would overflow int64 index arithmetic
 
 
 def as_float_array(x: Any, what: str = "input") -> np.ndarray:
@@ -41,17 +42,31 @@ def check_finite(arr: np.ndarray, what: str = "input") -> None:
 
 
 def as_index_array(q: Any) -> np.ndarray:
+    """`q` as an integer index array, checked before any cast: every value must fit in int64."""
     arr = np.asarray(q)
     if arr.dtype.kind not in "iu":
         raise ValueError(f"indices must be integers, got {arr.dtype}")
     if arr.size == 0:
         raise ValueError("indices are empty")
+    if arr.dtype == np.uint64 and int(arr.max()) > np.iinfo(np.int64).max:
+        raise ValueError(f"index {int(arr.max())} does not fit in int64: no quantizer produces it")
     return arr
+
+
+def float_dtype(dtype: Any) -> np.dtype:
+    """A float16/32/64 output dtype, or a ValueError: dequantized values are never integers."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise ValueError(f"dequantize gives float16, float32 or float64 values, not {dtype!r}") from None
+    if dt.type not in FLOAT_DTYPES:
+        raise ValueError(f"dequantize gives float16, float32 or float64 values, not {dt}")
+    return dt
 
 
 def _kernel_output(size: int, dtype: Any) -> np.ndarray:
     # the kernels write float32/float64; other dtypes (float16) are cast afterwards
-    dtype = np.dtype(dtype)
+    dtype = float_dtype(dtype)
     return np.empty(size, dtype=dtype if dtype in (np.float32, np.float64) else np.float64)
 
 
@@ -141,8 +156,8 @@ def _check_number(value: Any, what: str, low: float | None = None, low_inclusive
 def _check_levels(levels: Any) -> int:
     if isinstance(levels, bool) or not isinstance(levels, (int, np.integer)):
         raise ValueError(f"levels must be an integer ≥ 2, got {levels!r}")
-    if levels < 2:
-        raise ValueError(f"levels must be ≥ 2, got {levels}")
+    if not 2 <= levels <= MAX_LEVELS:
+        raise ValueError(f"levels must lie in [2, 2^62], got {levels}")
     return int(levels)
 
 
@@ -159,6 +174,9 @@ class _UniformBase(Quantizer):
             self.levels = _check_levels(levels)
             self.xmax = _check_number(xmax, "xmax", 0.0, low_inclusive=False)
             self.step = 2.0 * self.xmax / self.levels
+            if not math.isfinite(self.step) or self.step < np.finfo(np.float64).tiny:
+                raise ValueError(f"xmax {xmax!r} over {levels} levels gives step {self.step!r}: the step must be a "
+                                 f"finite normal float64 (xmax ≤ {np.finfo(np.float64).max / 2:.3g})")
 
     @property
     def qmax(self) -> np.int64:
@@ -186,6 +204,12 @@ class _UniformBase(Quantizer):
         out = np.empty(arr.size, dtype=self._index_dtype())
         bad = _kernels.to_indices(_kernel_input(arr), out, _kernels.uniform_index, self.step, delta, self.qmax, rule)
         _raise_if(bad, "input holds {bad} non-finite value(s) (NaN or inf)")
+        if self.levels is None:  # step-only: an index clipped at the limit would be a wrong value, not a clip
+            lo, hi = _kernels.index_range(out)
+            if max(-int(lo), int(hi)) >= UNBOUNDED:
+                value = arr.reshape(-1)[int(np.flatnonzero(np.abs(out) >= UNBOUNDED)[0])]
+                raise ValueError(f"value {value!r} is {abs(float(value)) / self.step:.3g} steps of {self.step!r} "
+                                 "from 0: its index does not fit in int64 (limit 2^62); give levels and xmax to clip")
         return out.reshape(arr.shape)
 
     def _run_dequantize(self, q: Any, offset: float, allow_zero: bool, dtype: Any) -> np.ndarray:
@@ -347,7 +371,7 @@ class MuLaw(Quantizer):
         return self._uniform.quantize(self.compress(arr))
 
     def dequantize(self, q: Any, dtype: Any = np.float64) -> np.ndarray:
-        return self.expand(self._uniform.dequantize(q)).astype(dtype, copy=False)
+        return self.expand(self._uniform.dequantize(q)).astype(float_dtype(dtype), copy=False)
 
     @classmethod
     def examples(cls) -> list[Quantizer]:
@@ -381,6 +405,8 @@ class Minifloat(Quantizer):
                 raise ValueError(f"{what} must be an integer in [0, 20], got {value!r}")
         self.exponent_bits, self.mantissa_bits = int(exponent_bits), int(mantissa_bits)
         default_bias = 2 ** (self.exponent_bits - 1) - 1 if self.exponent_bits else 0
+        if bias is not None and (isinstance(bias, bool) or not isinstance(bias, (int, np.integer))):
+            raise ValueError(f"bias must be an integer, got {bias!r}")
         self.bias = default_bias if bias is None else int(bias)
         self.subnormals = bool(subnormals)
         self.zero = bool(zero) or self.subnormals
@@ -392,6 +418,10 @@ class Minifloat(Quantizer):
             raise ValueError(f"minifloat 1/{exponent_bits}/{mantissa_bits} with these options has no normal numbers")
         self._offset = 0 if self.zero else 1
         m = self.mantissa_bits
+        top, bottom = self._code_hi - self.bias, self._code_lo - self.bias - m
+        if top > 1023 or bottom < -1074:  # float64's exponent range, subnormals included
+            raise ValueError(f"minifloat 1/{exponent_bits}/{mantissa_bits} with bias {self.bias} spans 2^{bottom} to "
+                             f"2^{top + 1}: beyond float64 (2^-1074 to 2^1024), where it is computed")
         self.min_normal = math.ldexp(1.0, self._code_lo - self.bias)
         self.max_value = math.ldexp(2.0 - math.ldexp(1.0, -m), self._code_hi - self.bias)
         self._sub_quantum = math.ldexp(1.0, 1 - self.bias - m)  # IEEE subnormal spacing 2^(1 − bias − M)
@@ -453,7 +483,7 @@ class Minifloat(Quantizer):
         normal = code >= self._code_lo
         v = np.where(normal, np.ldexp(1.0 + mant / 2.0**self.mantissa_bits, code - self.bias),
                      mant * self._sub_quantum)
-        return (np.where(idx < 0, -v, v) * self.scale).astype(dtype, copy=False)
+        return (np.where(idx < 0, -v, v) * self.scale).astype(float_dtype(dtype), copy=False)
 
     def error_bound(self, x: np.ndarray) -> np.ndarray:
         a = np.abs(np.asarray(x, dtype=np.float64)) / self.scale
@@ -607,6 +637,7 @@ class Codebook(Quantizer):
         return (cells < 0) | (cells >= self.points.size)
 
     def dequantize(self, q: Any, dtype: Any = np.float64) -> np.ndarray:
+        dtype = float_dtype(dtype)
         cells = self._check_indices(q).astype(np.int64) + self.zero_cell
         return self.points[cells].astype(dtype, copy=False)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import lzma
 import struct
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,7 +68,21 @@ def space_reduction(entropy: float, original_bits: int = FP32_BITS) -> float:
 
 # --------------------------------------------------------------------------- real entropy coding
 
-_MAGIC = b"GBRC1"
+# Stream layout (format 2): MAGIC, version byte, <q lo><q count><I symbols>, the symbol table (varint
+# gaps, then varint counts), the range coder's payload, and a CRC-32 of all that before it. zlib's
+# CRC-32 is in the standard library, is fast, and detects every error burst up to 32 bits (so every
+# flipped or edited byte) and all but 2^-32 of the rest: integrity against damage, which is what a
+# stored stream needs (a cryptographic hash would add nothing against accidents, and an editor can
+# recompute either).
+_MAGIC = b"GBRC"
+_VERSION = 2
+_FIXED = struct.Struct("<qqI")
+_CRC = struct.Struct("<I")
+MAX_INDICES = 1 << 40  # a stream header claiming more is corrupt, not a request for 8 TiB
+
+
+class CorruptStreamError(ValueError):
+    """A coded index stream that is damaged, truncated or not one at all."""
 
 
 def _varints(values: np.ndarray) -> bytes:
@@ -88,15 +103,32 @@ def _read_varints(data: bytes, count: int, pos: int) -> tuple[np.ndarray, int]:
         value = shift = 0
         while True:
             if pos >= len(data):
-                raise ValueError("coded stream is truncated (symbol table)")
+                raise CorruptStreamError("coded index stream is truncated (symbol table)")
             byte = data[pos]
             pos += 1
             value |= (byte & 0x7F) << shift
             shift += 7
+            if shift > 63:
+                raise CorruptStreamError("coded index stream has an over-long number in its symbol table")
             if not byte & 0x80:
                 break
         values[i] = value
     return values, pos
+
+
+def with_checksum(body: bytes) -> bytes:
+    """`body` followed by its CRC-32."""
+    return body + _CRC.pack(zlib.crc32(body))
+
+
+def checked_body(data: bytes, what: str, error: type[ValueError] = CorruptStreamError) -> bytes:
+    """The body of `with_checksum` data after verifying its CRC-32; `error` names `what` is damaged."""
+    if len(data) < _CRC.size:
+        raise error(f"{what} is truncated ({len(data)} bytes)")
+    body, (stored,) = data[:-_CRC.size], _CRC.unpack(data[-_CRC.size:])
+    if zlib.crc32(body) != stored:
+        raise error(f"{what} is damaged: its CRC-32 does not match (truncated, extended or edited)")
+    return body
 
 
 @dataclass(frozen=True)
@@ -118,13 +150,18 @@ def encode_indices(indices: Any) -> CodedIndices:
     """Range-code a flat index array under its empirical distribution; the header holds the model."""
     import constriction
 
-    q = as_index_array(indices).reshape(-1).astype(np.int64)
+    q = as_index_array(indices).reshape(-1)
+    if q.dtype == np.uint64 and int(q.max()) > np.iinfo(np.int64).max:
+        raise ValueError(f"index {int(q.max())} does not fit in int64")
+    q = q.astype(np.int64)
     lo, hi = int(q.min()), int(q.max())
+    if hi - lo >= MAX_INDICES:
+        raise ValueError(f"indices span {hi - lo + 1} values (from {lo} to {hi}); at most {MAX_INDICES} can be coded")
     counts = np.bincount(q - lo, minlength=hi - lo + 1)
     used = np.flatnonzero(counts)
     symbol_of = np.full(hi - lo + 1, -1, dtype=np.int64)
     symbol_of[used] = np.arange(used.size)
-    header = _MAGIC + struct.pack("<qqI", lo, q.size, used.size)
+    header = _MAGIC + bytes([_VERSION]) + _FIXED.pack(lo, q.size, used.size)
     table = _varints(np.diff(used, prepend=-1) - 1) + _varints(counts[used])  # gaps, then counts
     payload = b""
     if used.size > 1:  # one symbol needs no payload: the header says it all
@@ -132,32 +169,47 @@ def encode_indices(indices: Any) -> CodedIndices:
         encoder = constriction.stream.queue.RangeEncoder()
         encoder.encode(symbol_of[q - lo].astype(np.int32), model)
         payload = encoder.get_compressed().tobytes()
-    return CodedIndices(header + table + payload, q.size, entropy_from_counts(counts))
+    return CodedIndices(with_checksum(header + table + payload), q.size, entropy_from_counts(counts))
 
 
 def decode_indices(data: bytes) -> np.ndarray:
-    """The int64 index array that `encode_indices` coded into `data`."""
+    """The int64 index array that `encode_indices` coded into `data`; CorruptStreamError if it is damaged."""
     import constriction
 
-    fixed = len(_MAGIC) + struct.calcsize("<qqI")
-    if len(data) < fixed or not data.startswith(_MAGIC):
-        raise ValueError("not a greenbench coded index stream (bad magic or too short)")
-    lo, count, nsym = struct.unpack_from("<qqI", data, len(_MAGIC))
-    if count <= 0 or nsym <= 0 or nsym > count:
-        raise ValueError(f"corrupt coded index stream header (count {count}, symbols {nsym})")
-    gaps, pos = _read_varints(data, nsym, fixed)
-    counts, pos = _read_varints(data, nsym, pos)
-    if int(counts.sum()) != count:
-        raise ValueError("corrupt coded index stream: symbol counts do not add up")
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"a coded index stream is bytes, got {type(data).__name__}")
+    data = bytes(data)
+    fixed = len(_MAGIC) + 1 + _FIXED.size
+    if len(data) < fixed + _CRC.size or not data.startswith(_MAGIC):
+        raise CorruptStreamError("not a greenbench coded index stream (bad magic or too short)")
+    if data[len(_MAGIC)] != _VERSION:
+        raise CorruptStreamError(f"coded index stream format {data[len(_MAGIC)]} is not supported "
+                                 f"(this greenbench reads format {_VERSION})")
+    body = checked_body(data, "coded index stream")
+    lo, count, nsym = _FIXED.unpack_from(body, len(_MAGIC) + 1)
+    if not (0 < count <= MAX_INDICES and 0 < nsym <= count and 2 * nsym <= len(body) - fixed):
+        raise CorruptStreamError(f"corrupt coded index stream header (count {count}, symbols {nsym})")
+    gaps, pos = _read_varints(body, nsym, fixed)
+    counts, pos = _read_varints(body, nsym, pos)
+    if int(counts.sum()) != count or (counts <= 0).any():
+        raise CorruptStreamError("corrupt coded index stream: symbol counts do not add up")
+    span = int(gaps.sum()) + nsym - 1
+    if span >= MAX_INDICES or lo + span > np.iinfo(np.int64).max:
+        raise CorruptStreamError("corrupt coded index stream: symbol values out of range")
     values = lo + np.cumsum(gaps + 1) - 1
+    payload = body[pos:]
     if nsym == 1:
+        if payload:
+            raise CorruptStreamError("corrupt coded index stream: payload after a one-symbol table")
         return np.full(count, values[0], dtype=np.int64)
-    payload = data[pos:]
-    if len(payload) % 4:
-        raise ValueError("coded index stream is truncated (payload not whole 32-bit words)")
+    if len(payload) % 4 or not payload:
+        raise CorruptStreamError("coded index stream is truncated (payload not whole 32-bit words)")
     model = constriction.stream.model.Categorical(counts.astype(np.float64), perfect=False)
     decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(payload, dtype=np.uint32).copy())
-    symbols = decoder.decode(model, count)
+    try:
+        symbols = decoder.decode(model, count)
+    except Exception as exc:  # noqa: BLE001 - constriction's errors are not ValueErrors
+        raise CorruptStreamError(f"coded index stream payload does not decode ({exc})") from exc
     return values[symbols]
 
 

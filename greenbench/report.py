@@ -9,7 +9,7 @@ from typing import Any
 
 from tabulate import tabulate
 
-from .claims import CLAIMS, ClaimRecord
+from .claims import CLAIMS, REHEARSAL_VERDICT, ClaimRecord
 
 
 @dataclass
@@ -54,7 +54,9 @@ def render_claims_table(rows: Sequence[ClaimRow], tablefmt: str = "simple", widt
         table.append([row.claim_id, row.source, _cell(check, 36), _cell(param, 16), _cell(claimed, width),
                       _cell(measured, width), _cell(rec.baseline if rec and rec.baseline else "—", min(width, 40)),
                       _cell(verdict, width)])
-    summary = {v: sum(r.verdict == v for r in rows) for v in ("reproduced", "not reproduced", "not run")}
+    summary = {v: sum(r.verdict == v for r in rows) for v in ("reproduced", "not reproduced", "not run",
+                                                               REHEARSAL_VERDICT)}
+    summary = {v: n for v, n in summary.items() if n or v != REHEARSAL_VERDICT}
     footer = ", ".join(f"{n} {v}" for v, n in summary.items())
     headers = ["claim", "source", "check", "case", "claimed", "measured", "baseline", "verdict"]
     return tabulate(table, headers=headers, tablefmt=tablefmt) + f"\n\n{len(rows)} claim checks: {footer}"
@@ -151,12 +153,65 @@ def compression_table(rows: Sequence[ClaimRow]) -> list[list[Any]]:
     return table
 
 
+DISAGREEMENT_WARNING = 0.05  # polled power's energy more than 5 % off the counter's in some window
+
+
+def fp16_rows(networks: dict[str, dict[str, Any]], paper: dict[str, Any]) -> list[list[Any]]:
+    """Seed 000 Table 2's layout with this run's figures: per network and precision."""
+    rows = []
+    for network, bench in networks.items():
+        for precision in ("fp32", "fp16"):
+            summary = bench.get("summary", {}).get(precision)
+            if not summary:
+                continue
+            worst = [abs(r["disagreement"]) for r in bench["runs"][precision] if r.get("disagreement") is not None]
+            ref = paper.get(network, {}).get(precision, {})
+            per_pass = bench.get("series_per_pass_j")
+            rows.append([network, precision.upper(), f"{summary['J per pass']:.3f}", f"{summary['J per pass net']:.3f}",
+                         f"{summary['mJ per image']:.4f}", f"{summary['images per J']:.1f}",
+                         f"{summary['s per pass']:.4f}",
+                         f"{per_pass:.3f}" if per_pass is not None else bench.get("series_error") or "—",
+                         f"{100 * max(worst):.2f}" if worst else "—",
+                         bench.get("warmup_passes", {}).get(precision, "—"),
+                         ref.get("energy_wh", "—"), ref.get("time_s", "—")])
+    return rows
+
+
+def disagreement_warnings(networks: dict[str, dict[str, Any]]) -> list[str]:
+    """Windows whose polled-power energy is far from the counter's: shown, never silently averaged."""
+    out = []
+    for network, bench in networks.items():
+        for precision, runs in bench["runs"].items():
+            bad = [r["disagreement"] for r in runs if r.get("disagreement") is not None
+                   and abs(r["disagreement"]) > DISAGREEMENT_WARNING]
+            if bad:
+                out.append(f"{network} {precision}: {len(bad)} of {len(runs)} windows off by up to "
+                           f"{100 * max(bad, key=abs):+.1f} %")
+    return out
+
+
+def merge_claims_files(paths: Sequence[Path], out: Path) -> Path:
+    """One claims JSON from several runs' (the GPU script's stages): the rows of all, the first provenance."""
+    import json
+
+    from .provenance import atomic_write_json
+
+    merged: dict[str, Any] = {"provenance": None, "rows": []}
+    for path in paths:
+        data = json.loads(Path(path).read_text())
+        merged["provenance"] = merged["provenance"] or data["provenance"]
+        merged["rows"] += data["rows"]
+    if merged["provenance"] is None:
+        raise ValueError("no claims files to merge")
+    atomic_write_json(Path(out), merged, sort_keys=False)
+    return Path(out)
+
+
 def build_report(report_dir: Path, paper_root: Path) -> Path:
     """reports/report.md from a run's claims.json and artifacts, with its PNG plots."""
     import json
 
     from .baselines import load_paper_table
-    from .carbon import regional_emissions
 
     report_dir = Path(report_dir)
     claims = json.loads((report_dir / "claims.json").read_text())
@@ -188,13 +243,30 @@ def build_report(report_dir: Path, paper_root: Path) -> Path:
         png = plot_fp16_bars(fp16["networks"], report_dir / "fp16_energy_time.png")
         energy = [r["energy_j"] / r["repeats"] for r in fp16["networks"]["resnet34"]["runs"]["fp32"]]
         source = fp16["networks"]["resnet34"]["runs"]["fp32"][0]["source"]
-        sections.append(("FP32 vs FP16 inference", f"Data: {fp16['data']}.\n\n![fp16]({png.name})"))
+        paper = load_paper_table("seed000-table2", paper_root)["data"]["networks"]
+        rehearsal = " (CPU rehearsal: simulated NVML, not a measurement)" if fp16.get("rehearsal") else ""
+        text = (f"Data: {fp16['data']}{rehearsal}"
+                f"; NVML counter update period {1000 * fp16.get('update_period_s', float('nan')):.1f} ms.\n\n"
+                + _md_table(fp16_rows(fp16["networks"], paper),
+                            ["network", "precision", "J/pass", "J/pass net", "mJ/image", "images/J", "s/pass",
+                             "CodeCarbon J/pass (series)", "polled vs counter max %", "warm-up passes",
+                             "paper Wh", "paper s"])
+                + f"\n\n![fp16]({png.name})")
+        warnings = disagreement_warnings(fp16["networks"])
+        if warnings:
+            text += "\n\n**Warning — counter and polled power disagree:**\n\n" + "\n".join(f"- {w}" for w in warnings)
+        sections.append(("FP32 vs FP16 inference (seed 000 Table 2)", text))
         sample = {"label": "one ResNet-34 FP32 pass", "energy_j": sum(energy) / len(energy), "source": source}
     else:
         sections.append(("FP32 vs FP16 inference", "Not run here: the FP16 energy claims need a CUDA GPU "
                                                    "(`pytest -m gpu`)."))
         sample_path = report_dir / "energy_sample.json"
         sample = json.loads(sample_path.read_text()) if sample_path.is_file() else None
+    try:
+        from .carbon import regional_emissions
+    except ImportError:  # CodeCarbon is optional where the GPU tier runs
+        sample = None
+        sections.append(("Carbon", "Not computed: CodeCarbon (its intensity data) is not installed."))
     if sample:
         sections.append(("Carbon", f"Energy of {sample['label']}: {sample['energy_j']:.3f} J, **{sample['source']}** "
                                    f"({sample.get('meter', 'nvml')}); the same energy in several regions "

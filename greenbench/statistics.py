@@ -77,6 +77,9 @@ class Reduction:
 def relative_reduction(reference: Sequence[float], new: Sequence[float], confidence: float = 0.95,
                        resamples: int = 10_000, seed: int = 0) -> Reduction:
     ref, cand = _values(reference, "reference runs"), _values(new, "new runs")
+    confidence = _probability(confidence, "confidence")
+    if isinstance(resamples, bool) or not isinstance(resamples, int) or resamples < 100:
+        raise ValueError(f"resamples must be an integer ≥ 100, got {resamples!r}")
     if np.mean(ref) <= 0:
         raise ValueError("the reference mean must be positive")
 
@@ -102,11 +105,26 @@ class McNemar:
     p_value: float
 
 
-def mcnemar(correct_first: Sequence[bool], correct_second: Sequence[bool]) -> McNemar:
-    """Exact McNemar test (binomial on the discordant pairs) for paired predictions."""
-    a, b = np.asarray(correct_first, dtype=bool), np.asarray(correct_second, dtype=bool)
+def _paired_booleans(first: Sequence[bool], second: Sequence[bool]) -> tuple[np.ndarray, np.ndarray]:
+    """Paired right/wrong outcomes: boolean arrays of one shape (numbers that merely cast to bool are refused)."""
+    a, b = np.asarray(first), np.asarray(second)
+    for name, arr in (("first", a), ("second", b)):
+        if arr.dtype != np.bool_:
+            raise ValueError(f"paired predictions must be booleans (correct or not); the {name} are {arr.dtype}")
     if a.shape != b.shape or a.size == 0:
         raise ValueError(f"paired predictions must be non-empty and of equal length, got {a.shape} and {b.shape}")
+    return a.reshape(-1), b.reshape(-1)
+
+
+def _probability(value: float, what: str) -> float:
+    if not (isinstance(value, (int, float, np.floating)) and 0 < float(value) < 1):
+        raise ValueError(f"{what} must lie strictly between 0 and 1, got {value!r}")
+    return float(value)
+
+
+def mcnemar(correct_first: Sequence[bool], correct_second: Sequence[bool]) -> McNemar:
+    """Exact McNemar test (binomial on the discordant pairs) for paired predictions."""
+    a, b = _paired_booleans(correct_first, correct_second)
     only_a, only_b = int(np.sum(a & ~b)), int(np.sum(~a & b))
     discordant = only_a + only_b
     p = 1.0 if discordant == 0 else float(stats.binomtest(only_a, discordant, 0.5).pvalue)
@@ -130,9 +148,10 @@ class Equivalence:
 
 def accuracy_equivalence(correct_first: Sequence[bool], correct_second: Sequence[bool], margin: float,
                          alpha: float = 0.05) -> Equivalence:
-    a, b = np.asarray(correct_first, dtype=bool), np.asarray(correct_second, dtype=bool)
-    if a.shape != b.shape or a.size == 0:
-        raise ValueError("paired predictions must be non-empty and of equal length")
+    a, b = _paired_booleans(correct_first, correct_second)
+    alpha = _probability(alpha, "alpha")
+    if not (isinstance(margin, (int, float, np.floating)) and 0 < margin < 1):
+        raise ValueError(f"the equivalence margin is a proportion in (0, 1), got {margin!r}")
     n = a.size
     only_a, only_b = np.sum(a & ~b), np.sum(~a & b)
     diff = float(only_b - only_a) / n
@@ -146,4 +165,6 @@ def accuracy_equivalence(correct_first: Sequence[bool], correct_second: Sequence
 
 def coefficient_of_variation(x: Sequence[float]) -> float:
     arr = _values(x, "coefficient of variation")
+    if np.mean(arr) <= 0:
+        raise ValueError("the coefficient of variation needs a positive mean")
     return float(np.std(arr, ddof=1) / np.mean(arr))

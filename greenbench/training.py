@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,6 +65,14 @@ def train_network(network: str, dataset: Dataset, epochs: int, *, batch_size: in
     """Train `network` on `dataset` with seed 000's protocol; `train_limit` caps the training images."""
     from tqdm.auto import tqdm
 
+    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name} must be an integer ≥ 1, got {value!r}")
+    if train_limit is not None and (isinstance(train_limit, bool) or not isinstance(train_limit, (int, np.integer))
+                                    or train_limit < 1):
+        raise ValueError(f"train_limit must be an integer ≥ 1 (or None for every image), got {train_limit!r}")
+    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
     spec = network_spec(network)
     torch.manual_seed(seed)
     model = build_network(network, seed=seed).to(device)
@@ -72,6 +81,8 @@ def train_network(network: str, dataset: Dataset, epochs: int, *, batch_size: in
         train_idx, val_idx = train_idx[:train_limit], val_idx[:train_limit]
     x_train = to_network_input(dataset.train_images[train_idx], spec.input_shape)
     y_train = torch.from_numpy(dataset.train_labels[train_idx])
+    if torch.device(device).type == "cuda":  # staged once: per-batch host-to-device copies would dominate
+        x_train, y_train = x_train.to(device), y_train.to(device)
     x_val = to_network_input(dataset.train_images[val_idx], spec.input_shape)
     y_val = dataset.train_labels[val_idx]
     optimiser = torch.optim.Adam(model.parameters(), lr=lr)
@@ -90,7 +101,7 @@ def train_network(network: str, dataset: Dataset, epochs: int, *, batch_size: in
         bar = tqdm(batches, desc=f"{network} epoch {epoch}/{epochs}", disable=not progress, leave=False)
         running = 0.0
         for start in bar:
-            idx = order[start:start + batch_size]
+            idx = order[start:start + batch_size].to(x_train.device)
             xb, yb = x_train[idx].to(device), y_train[idx].to(device)
             optimiser.zero_grad(set_to_none=True)
             with autocast_context(device, amp_dtype):
@@ -111,7 +122,6 @@ def train_network(network: str, dataset: Dataset, epochs: int, *, batch_size: in
         if best_state is None or val_acc > result.validation_accuracy:
             result.validation_accuracy, result.best_epoch = val_acc, epoch
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    assert best_state is not None, "epochs must be at least 1"
     model.load_state_dict(best_state)
     result.seconds = time.perf_counter() - started
     test_logits = predict_logits(model, to_network_input(dataset.test_images, spec.input_shape), device=device)

@@ -15,8 +15,8 @@ from greenbench.baselines import (
     load_paper_table,
     paper_comparisons,
 )
-from greenbench.claims import ClaimRecord, Metric
-from greenbench.provenance import atomic_write_json
+from greenbench.claims import CLAIMS, ClaimRecord, Metric
+from greenbench.provenance import atomic_write_json, hardware_profile
 
 REPO_BASELINES = Path(__file__).resolve().parents[1] / "baselines"
 
@@ -122,3 +122,13 @@ def test_compare_cli_reads_a_run(tmp_path, capsys):
          "record": _record(10.05).to_json()}]}))
     assert cli.main(["compare", "--run", str(run), "--against", "cpu-old", "--baseline-dir", str(tmp_path)]) == 0
     assert "ok" in capsys.readouterr().out
+
+
+def test_profiles_name_the_machine_model_only_for_measured_energy():
+    cpu = {"machine": "x86_64", "cpu_model": "AMD EPYC 9654 96-Core Processor", "gpu": None}
+    assert hardware_profile(cpu) == "cpu-x86-64"  # deterministic numerics: shared by an architecture
+    assert hardware_profile(cpu, measured_energy=True) == "cpu-x86-64-amd-epyc-9654-96-core-processor"
+    gpu = {**cpu, "gpu": {"model": "NVIDIA H100 80GB HBM3"}}
+    assert hardware_profile(gpu) == hardware_profile(gpu, measured_energy=True) == "cuda-nvidia-h100-80gb-hbm3"
+    energy_claims = {c.id for c in CLAIMS.values() if c.measures_energy}
+    assert energy_claims == {"fp16-energy", "mnist-energy"}

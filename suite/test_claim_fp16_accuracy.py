@@ -13,6 +13,7 @@ autocast (float16); GPU tier: every trained network under CUDA autocast.
 from __future__ import annotations
 
 import pytest
+import torch
 
 from greenbench.claims import Metric
 from greenbench.data import to_network_input
@@ -27,13 +28,16 @@ pytestmark = pytest.mark.claim("fp16-accuracy")
 MARGIN_PP = 0.8
 
 
-def _check(network, device, trained_networks, claim):
-    model, _ = trained_networks.checkpoint(network)
-    x = to_network_input(trained_networks.dataset.test_images, network_spec(network).input_shape)
-    y = trained_networks.dataset.test_labels
+def _check(network, device, trained_networks, claim, gpu_tier=None):
+    rehearsal = gpu_tier is not None and gpu_tier.rehearsal
+    model, weights = trained_networks.model_for_gpu_tier(network, rehearsal)
+    part = gpu_tier.subset(len(trained_networks.dataset.test_images)) if gpu_tier else slice(None)
+    x = to_network_input(trained_networks.dataset.test_images[part], network_spec(network).input_shape)
+    y = trained_networks.dataset.test_labels[part]
+    half = gpu_tier.half_dtype if gpu_tier else torch.float16
     batches = device_batches(x, 256, device)
     model = model.to(device)
-    pred = {p: inference_pass(model, batches, p).cpu().numpy() for p in ("fp32", "fp16")}
+    pred = {p: inference_pass(model, batches, p, half).cpu().numpy() for p in ("fp32", "fp16")}
     correct = {p: pred[p] == y for p in pred}
     test = mcnemar(correct["fp32"], correct["fp16"])
     tost = accuracy_equivalence(correct["fp32"], correct["fp16"], MARGIN_PP / 100)
@@ -47,7 +51,9 @@ def _check(network, device, trained_networks, claim):
                             "F1 Δ pp": 100 * (reports["fp16"].f1 - reports["fp32"].f1),
                             "TOST equivalent": tost.equivalent},
                   metrics={"delta_pp": Metric(delta_pp, 100 * (tost.high - tost.low) / 3.3, None, "pp")},
-                  inputs={**trained_networks.inputs(network), "device": device})
+                  note=gpu_tier.describe() if gpu_tier else "",
+                  inputs={"data_md5": trained_networks.dataset.checksum, **weights, "device": device,
+                          "images": len(y)})
 
 
 @pytest.mark.slow  # CPU float16 kernels are emulated: ~30 s for LeNet-5, ~20 min for GoogLeNet
@@ -58,5 +64,5 @@ def test_fp16_accuracy_unchanged_on_cpu(network, trained_networks, claim):
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("network", CIFAR_NETWORKS)
-def test_fp16_accuracy_unchanged_on_gpu(network, cuda_device, trained_networks, claim):
-    _check(network, cuda_device, trained_networks, claim)
+def test_fp16_accuracy_unchanged_on_gpu(network, cuda_device, gpu_tier, trained_networks, claim):
+    _check(network, cuda_device, trained_networks, claim, gpu_tier)

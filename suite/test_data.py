@@ -93,11 +93,24 @@ def test_truncated_idx_is_corrupt(tmp_path):
 
 def test_missing_data_set_says_what_and_how(idx_set, monkeypatch, tmp_path):
     spec, _ = idx_set
-    monkeypatch.setenv(spec.env_var, str(tmp_path / "nowhere"))
+    monkeypatch.delenv(spec.env_var, raising=False)
+    monkeypatch.setenv(data.DATA_ROOT_ENV, str(tmp_path / "nowhere"))
     with pytest.raises(DatasetMissingError) as err:
         locate(spec)
     message = str(err.value)
     assert "t10k-images-idx3-ubyte.gz" in message and spec.env_var in message and data.DOWNLOAD_ENV in message
+
+
+@pytest.mark.parametrize("make", [lambda folder: None, lambda folder: folder.mkdir()],
+                         ids=["no-such-folder", "empty-folder"])
+def test_a_data_set_variable_naming_a_bad_folder_is_an_error_not_a_fall_through(idx_set, monkeypatch, tmp_path,
+                                                                                 make):
+    spec, _ = idx_set
+    folder = tmp_path / "named"
+    make(folder)
+    monkeypatch.setenv(spec.env_var, str(folder))
+    with pytest.raises(DatasetMissingError, match=f"{spec.env_var}=.*(does not exist|lacks train-images.*t10k-labels)"):
+        locate(spec)
 
 
 def test_download_only_when_allowed_and_checked(idx_set, monkeypatch, tmp_path):

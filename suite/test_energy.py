@@ -1,5 +1,5 @@
-"""Energy meters. NVML is exercised through a fake of pynvml's interface (no GPU here); RAPL through a
-fake powercap tree; CodeCarbon and the estimate for real."""
+"""Energy meters. NVML is exercised through `SimulatedNvml` (pynvml's interface; no GPU here); RAPL
+through a fake powercap tree; CodeCarbon and the estimate for real."""
 
 from __future__ import annotations
 
@@ -10,46 +10,24 @@ import pytest
 from greenbench.energy import (
     ESTIMATED,
     MEASURED,
+    SIMULATED,
     CodeCarbonMeter,
     CpuTimeEstimateMeter,
     MeterUnavailable,
     NvmlMeter,
     RaplMeter,
+    SimulatedNvml,
     best_meter,
     idle_power,
     measure,
+    min_window_for,
+    warm_up,
 )
 
 
-class FakeNvml:
-    """pynvml's calls the meter uses: a GPU drawing `watts`, with or without the energy counter."""
-
-    class NVMLError(Exception):
-        pass
-
-    def __init__(self, watts: float = 150.0, has_counter: bool = True):
-        self.watts, self.has_counter = watts, has_counter
-        self.t0 = time.perf_counter()
-        self.shutdown = False
-
-    def nvmlInit(self):
-        pass
-
-    def nvmlShutdown(self):
-        self.shutdown = True
-
-    def nvmlDeviceGetHandleByIndex(self, index):
-        if index != 0:
-            raise self.NVMLError("Invalid Argument")
-        return "gpu0"
-
-    def nvmlDeviceGetTotalEnergyConsumption(self, handle):
-        if not self.has_counter:
-            raise self.NVMLError("Not Supported")
-        return int((time.perf_counter() - self.t0) * self.watts * 1000)  # mJ
-
-    def nvmlDeviceGetPowerUsage(self, handle):
-        return int(self.watts * 1000)  # mW
+def FakeNvml(watts: float = 150.0, has_counter: bool = True) -> SimulatedNvml:  # noqa: N802 - reads as a class
+    """A GPU drawing a constant `watts`, with or without the energy counter."""
+    return SimulatedNvml(idle_w=watts, busy_w=0.0, update_period_s=0.001, has_counter=has_counter)
 
 
 def _busy(seconds: float) -> None:
@@ -61,14 +39,19 @@ def _busy(seconds: float) -> None:
 @pytest.mark.parametrize("has_counter", [True, False], ids=["energy-counter", "power-sampling"])
 def test_nvml_meter_integrates_constant_power(has_counter):
     syncs = []
-    meter = NvmlMeter(nvml=FakeNvml(150.0, has_counter), synchronize=lambda: syncs.append(1), sample_interval_s=0.005)
+    meter = NvmlMeter(nvml=FakeNvml(150.0, has_counter), synchronize=lambda: syncs.append(1), poll_interval_s=0.005)
     assert meter.mode == ("energy-counter" if has_counter else "power-sampling")
     with meter.window() as got:
         time.sleep(0.3)
     m = got[0]
-    assert m.source == MEASURED and m.components == {"gpu": m.energy_j}
+    assert m.source == SIMULATED and m.components == {"gpu": m.energy_j}  # a simulation never says "measured"
     assert m.energy_j == pytest.approx(150.0 * m.duration_s, rel=0.05)  # energy = power × time
     assert len(syncs) == 2  # the device is synchronised at both ends of the window
+    assert set(m.device_state) == {"start", "end"} and m.device_state["end"]["sm_clock_mhz"] > 0
+    if has_counter:  # the polled power's energy cross-checks the counter's
+        assert m.disagreement == pytest.approx(0.0, abs=0.05)
+    else:
+        assert m.polled_energy_j is None and m.disagreement is None
     meter.close()
     assert meter.nvml.shutdown
 
@@ -150,7 +133,60 @@ def test_best_meter_here_never_claims_a_measurement_it_cannot_make():
         assert got[0].source == ESTIMATED
 
 
-def test_end_without_begin_is_an_error():
+def test_end_without_begin_and_begin_twice_are_errors():
     for meter in (CpuTimeEstimateMeter(), NvmlMeter(nvml=FakeNvml(), synchronize=lambda: None)):
         with pytest.raises(RuntimeError, match="without begin"):
             meter.end()
+        meter.begin()
+        with pytest.raises(RuntimeError, match="begin\\(\\) called twice"):
+            meter.begin()
+        meter.end()
+
+
+def test_simulated_power_follows_the_work_done():
+    meter = NvmlMeter(nvml=SimulatedNvml(idle_w=20.0, busy_w=200.0), synchronize=lambda: None)
+    with meter.window() as idle:
+        time.sleep(0.2)
+    with meter.window() as busy:
+        _busy(0.2)
+    assert idle[0].mean_power_w == pytest.approx(20.0, rel=0.2)
+    assert busy[0].mean_power_w > idle[0].mean_power_w + 50  # one of the cores kept busy
+
+
+def test_counter_update_period_is_measured_and_sets_the_window():
+    meter = NvmlMeter(nvml=SimulatedNvml(update_period_s=0.004), synchronize=lambda: None)
+    period = meter.update_period(0.2)
+    assert period == pytest.approx(0.004, rel=0.5)
+    assert min_window_for(period, floor_s=0.0, cap_s=10.0) == pytest.approx(100 * period)
+    assert min_window_for(0.05) == 2.0 and min_window_for(0.0001) == 0.5  # within the cap and the floor
+    with pytest.raises(ValueError, match="update period"):
+        min_window_for(float("nan"))
+
+
+def test_warm_up_stops_when_steady_and_is_bounded():
+    meter = NvmlMeter(nvml=FakeNvml(100.0), synchronize=lambda: None)
+    steady = warm_up(meter, lambda: _busy(0.02), tolerance=0.2)
+    assert 2 <= len(steady) < 10
+    durations = iter([0.001, 0.02, 0.002, 0.03, 0.003, 0.04])  # never steady: bounded by max_passes
+    assert len(warm_up(meter, lambda: time.sleep(next(durations)), max_passes=4)) == 4
+    with pytest.raises(ValueError, match="tolerance"):
+        warm_up(meter, lambda: None, tolerance=0.0)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -1.0])
+def test_window_durations_are_validated(bad):
+    meter = NvmlMeter(nvml=FakeNvml(), synchronize=lambda: None)
+    with pytest.raises(ValueError, match="min_window_s"):
+        measure(meter, lambda: None, min_window_s=bad)
+    with pytest.raises(ValueError, match="idle seconds"):
+        idle_power(meter, bad)
+
+
+@pytest.mark.parametrize("make", [lambda: NvmlMeter(nvml=FakeNvml(), poll_interval_s=0.0),
+                                  lambda: SimulatedNvml(idle_w=float("nan")),
+                                  lambda: CpuTimeEstimateMeter(tdp_w=-5),
+                                  lambda: CodeCarbonMeter(measure_power_secs=0)],
+                         ids=["poll-interval", "simulated-power", "tdp", "codecarbon-interval"])
+def test_meter_parameters_are_validated(make):
+    with pytest.raises(ValueError):
+        make()

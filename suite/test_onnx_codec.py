@@ -6,6 +6,8 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from greenbench.models import CIFAR_NETWORKS, build_network, network_spec
 from greenbench.onnxcodec import (
@@ -77,16 +79,44 @@ def test_real_compression_ratio_tracks_entropy(lenet):
 
 
 @pytest.mark.parametrize("mangle, problem", [
-    (lambda d: b"NOTNNC" + d[6:], "bad magic"),
-    (lambda d: d[:6] + b"\xff\xff\x00\x00" + d[10:], "header is corrupt"),
-    (lambda d: d[:200], "truncated|corrupt"),
-    (lambda d: d[:-7], "weights are corrupt"),
+    (lambda d: b"NOTNN" + d[5:], "bad magic"),
+    (lambda d: d[:5] + b"\x01" + d[6:], "format 1 is not supported"),
+    (lambda d: d[:7] + b"\xff" + d[8:], "damaged"),  # header length edited
+    (lambda d: d[:40] + bytes([d[40] ^ 0x20]) + d[41:], "damaged"),  # a byte of the header's JSON
+    (lambda d: d[:200], "damaged|truncated"),
+    (lambda d: d[:-7], "damaged"),
+    (lambda d: d + b"\x00", "damaged"),
+    (lambda d: d[:-100] + bytes([d[-100] ^ 1]) + d[-99:], "damaged"),  # one bit of the coded weights
 ])
-def test_corrupt_container_raises_clear_error(lenet, mangle, problem):
-    _, proto = lenet
-    data = encode_container(proto, Midtread(levels=2**6)).data
+def test_damaged_container_raises_clear_error(container, mangle, problem):
     with pytest.raises(OnnxCodecError, match=problem):
-        decode_container(mangle(data))
+        decode_container(mangle(container.data))
+
+
+@pytest.fixture(scope="module")
+def container(lenet):
+    return encode_container(lenet[1], Midtread(levels=2**6))
+
+
+@pytest.mark.property
+@settings(max_examples=60)
+@given(data=st.data())
+def test_fuzzed_container_decodes_exactly_or_raises_a_value_error(container, data):
+    """Single-byte flips, insertions and truncations of a valid container, and arbitrary bytes."""
+    original = container.data
+    kind = data.draw(st.sampled_from(["flip", "insert", "truncate", "arbitrary"]))
+    if kind == "arbitrary":
+        mangled = data.draw(st.binary(max_size=512))
+    else:
+        at = data.draw(st.integers(0, len(original) - 1))
+        if kind == "flip":
+            mangled = original[:at] + bytes([original[at] ^ data.draw(st.integers(1, 255))]) + original[at + 1:]
+        elif kind == "insert":
+            mangled = original[:at] + data.draw(st.binary(min_size=1, max_size=4)) + original[at:]
+        else:
+            mangled = original[:at]
+    with pytest.raises(ValueError):
+        decode_container(mangled)
 
 
 def test_corrupt_onnx_raises_clear_error(lenet, tmp_path):

@@ -1,0 +1,124 @@
+"""The GPU tier's settings: the real run on a CUDA device, or its rehearsal on the CPU.
+
+`GREENBENCH_GPU_REHEARSAL=1` runs every GPU test's body on the CPU against a simulated NVML
+(`energy.SimulatedNvml`), on a small slice of the data, with bfloat16 standing in for float16 (CPU
+float16 kernels are emulated, ~100× slower): the code paths are exercised, nothing is a verdict and
+no baseline is written. Sizes can be set by environment variables (validated here, so a typo is an
+error rather than a silently different run).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+
+REHEARSAL_ENV = "GREENBENCH_GPU_REHEARSAL"
+
+
+def rehearsal_requested(environ: Mapping[str, str] = os.environ) -> bool:
+    value = environ.get(REHEARSAL_ENV, "").strip().lower()
+    if value in ("", "0", "false", "no"):
+        return False
+    if value in ("1", "true", "yes"):
+        return True
+    raise ValueError(f"{REHEARSAL_ENV}={environ[REHEARSAL_ENV]!r}: use 1 (rehearse on the CPU) or 0")
+
+
+def _int_env(environ: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
+    text = environ.get(name)
+    if text is None or text == "":
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"{name}={text!r} is not an integer") from None
+    if value < minimum:
+        raise ValueError(f"{name}={value} must be at least {minimum}")
+    return value
+
+
+def _float_env(environ: Mapping[str, str], name: str, default: float) -> float:
+    text = environ.get(name)
+    if text is None or text == "":
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{name}={text!r} is not a number") from None
+    if not (0 < value < float("inf")):
+        raise ValueError(f"{name}={value!r} must be a finite number > 0")
+    return value
+
+
+@dataclass(frozen=True)
+class GpuTierSettings:
+    rehearsal: bool
+    device: str
+    test_images: int | None  # None: the whole test set
+    fp16_runs: int
+    half_dtype: torch.dtype
+    window_floor_s: float  # the minimum window follows the counter's update period, within these bounds
+    window_cap_s: float
+    idle_seconds: float
+    mnist_epochs: int
+    mnist_trainings: int
+    mnist_train_limit: int | None  # None: every training image
+
+    @property
+    def half_name(self) -> str:
+        return "fp16" if self.half_dtype == torch.float16 else str(self.half_dtype).removeprefix("torch.")
+
+    def describe(self) -> str:
+        """What a rehearsal row says about how it differs from the real run."""
+        if not self.rehearsal:
+            return ""
+        return (f"CPU rehearsal: simulated NVML, {self.test_images} test images, {self.fp16_runs} runs, "
+                f"FP16 as {self.half_name}")
+
+    def unmeasured_reason(self, sources: set[str]) -> str | None:
+        """Why these energy sources cannot gate a claim (None when they can): only measured ones do; a
+        rehearsal's simulated ones pass, since a rehearsal judges nothing."""
+        from .energy import MEASURED, SIMULATED
+
+        allowed = {MEASURED, SIMULATED} if self.rehearsal else {MEASURED}
+        if sources and sources <= allowed:
+            return None
+        return f"energy source is {sorted(sources)}: only measured sources gate energy claims"
+
+    def subset(self, n: int) -> slice:
+        """The part of an n-image test set this tier evaluates."""
+        return slice(0, n if self.test_images is None else min(n, self.test_images))
+
+    def sized(self, dataset):
+        """The data set with its test part cut to this tier's size (training is cut by its own limit)."""
+        part = self.subset(len(dataset.test_images))
+        return dataclasses.replace(dataset, test_images=dataset.test_images[part],
+                                   test_labels=dataset.test_labels[part])
+
+
+def gpu_tier_settings(environ: Mapping[str, str] = os.environ) -> GpuTierSettings:
+    rehearsal = rehearsal_requested(environ)
+    if rehearsal:
+        return GpuTierSettings(
+            rehearsal=True, device="cpu",
+            test_images=_int_env(environ, "GREENBENCH_GPU_TEST_IMAGES", 128),
+            fp16_runs=_int_env(environ, "GREENBENCH_FP16_RUNS", 2, minimum=2),
+            half_dtype=torch.bfloat16, window_floor_s=0.0, window_cap_s=0.05, idle_seconds=0.05,
+            mnist_epochs=_int_env(environ, "GREENBENCH_MNIST_EPOCHS", 1),
+            mnist_trainings=_int_env(environ, "GREENBENCH_MNIST_TRAININGS", 2, minimum=2),
+            mnist_train_limit=_int_env(environ, "GREENBENCH_MNIST_TRAIN_LIMIT", 256))
+    limit = environ.get("GREENBENCH_MNIST_TRAIN_LIMIT")
+    images = environ.get("GREENBENCH_GPU_TEST_IMAGES")
+    return GpuTierSettings(
+        rehearsal=False, device="cuda",
+        test_images=_int_env(environ, "GREENBENCH_GPU_TEST_IMAGES", 0) if images else None,
+        fp16_runs=_int_env(environ, "GREENBENCH_FP16_RUNS", 10, minimum=2),
+        half_dtype=torch.float16,
+        window_floor_s=0.5, window_cap_s=_float_env(environ, "GREENBENCH_WINDOW_CAP_S", 2.0), idle_seconds=2.0,
+        mnist_epochs=_int_env(environ, "GREENBENCH_MNIST_EPOCHS", 2),
+        mnist_trainings=_int_env(environ, "GREENBENCH_MNIST_TRAININGS", 3, minimum=2),
+        mnist_train_limit=_int_env(environ, "GREENBENCH_MNIST_TRAIN_LIMIT", 0) if limit else None)

@@ -6,6 +6,7 @@ regions it knows), so the suite's figures match what CodeCarbon would report for
 
 from __future__ import annotations
 
+import math
 from functools import cache
 
 from .energy import JOULES_PER_KWH
@@ -33,8 +34,8 @@ def carbon_intensity(country_iso_code: str, region: str | None = None) -> float:
 
 
 def emissions_kg(energy_j: float, country_iso_code: str, region: str | None = None) -> float:
-    if energy_j < 0:
-        raise ValueError(f"energy must be ≥ 0 J, got {energy_j}")
+    if not (isinstance(energy_j, (int, float)) and math.isfinite(energy_j) and energy_j >= 0):
+        raise ValueError(f"energy must be a finite number of joules ≥ 0, got {energy_j!r}")
     return energy_j / JOULES_PER_KWH * carbon_intensity(country_iso_code, region)
 
 

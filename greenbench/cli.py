@@ -122,23 +122,12 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _run_records(path: Path):
-    """The claim records of a run's claims JSON, or a CliError naming the file and what is wrong."""
-    import json
+    """The claim records of a run's claims JSON, or an error naming the file and what is wrong."""
+    from .report import read_claims_file
 
-    from .claims import ClaimRecord
-
-    try:
-        data = json.loads(path.read_text())
-        rows = data["rows"]
-        records = [ClaimRecord.from_json(r["record"]) for r in rows if r.get("record")]
-    except FileNotFoundError:
-        raise CliError(f"run file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CliError(f"run file {path} is not readable JSON ({exc})") from None
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CliError(f"run file {path} is not a greenbench claims file ({type(exc).__name__}: {exc})") from None
+    records = [row.record for row in read_claims_file(path)["rows"] if row.record is not None]
     if not records:
-        raise CliError(f"run file {path} holds no claim records")
+        raise CliError(f"claims file {path} holds no claim records")
     return records
 
 
@@ -147,6 +136,16 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     print(build_report(Path(args.report_dir), Path(args.baseline_dir or _repo_root() / "baselines")))
     return 0
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer ≥ 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer ≥ 1, got {value}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -158,13 +157,14 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train a network with seed 000's protocol")
     train.add_argument("network")
     train.add_argument("--dataset", default="fashion-mnist")
-    train.add_argument("--epochs", type=int, default=50)
-    train.add_argument("--batch-size", type=int, default=32)
+    train.add_argument("--epochs", type=_positive_int, default=50)
+    train.add_argument("--batch-size", type=_positive_int, default=32)
     train.add_argument("--seed", type=int, default=SPLIT_SEED)
     train.add_argument("--amp", action="store_true", help="mixed precision (fp16 on CUDA, bf16 on CPU)")
     train.add_argument("--device")
-    train.add_argument("--threads", type=int)
-    train.add_argument("--train-limit", type=int, help="use only the first N training (and validation) images")
+    train.add_argument("--threads", type=_positive_int)
+    train.add_argument("--train-limit", type=_positive_int,
+                       help="use only the first N training (and validation) images")
     train.add_argument("--download", action="store_true", help="allow downloading the data set")
     train.add_argument("--output")
     train.add_argument("--quiet", action="store_true")
@@ -175,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--report-dir", default="reports")
     run.add_argument("--baseline-dir")
     run.add_argument("--nightly", action="store_true", help="include the nightly tier (all trained networks)")
-    run.add_argument("--workers", type=int, default=2, help="pytest-xdist workers (1: none)")
+    run.add_argument("--workers", type=_positive_int, default=2, help="pytest-xdist workers (1: none)")
     run.add_argument("--update-baselines", action="store_true")
     run.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
     run.set_defaults(func=_cmd_run)

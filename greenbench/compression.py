@@ -14,6 +14,7 @@ log2(#settings) evaluations per family instead of all of them.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -40,12 +41,17 @@ class Setting:
 
 def covering_interval(weights: np.ndarray) -> float:
     """X of the interval [−X, X] of the sweep: 1 as in the thesis, or the power of two that holds every weight."""
+    weights = np.asarray(weights)
+    if weights.size == 0 or not np.all(np.isfinite(weights)):
+        raise ValueError("the weights must be a non-empty array of finite values")
     largest = float(np.max(np.abs(weights)))
     return 1.0 if largest <= 1.0 else float(2.0 ** np.ceil(np.log2(largest)))
 
 
 def thesis_grid(xmax: float = 1.0) -> dict[str, list[Setting]]:
     """The thesis's grid (SPEC §2) over [−xmax, xmax], grouped by quantizer family."""
+    if not (isinstance(xmax, (int, float)) and math.isfinite(xmax) and xmax > 0):
+        raise ValueError(f"xmax must be a finite number > 0, got {xmax!r}")
     families: dict[str, Callable[[int], Quantizer]] = {
         "midrise": lambda n: Midrise(levels=n, xmax=xmax),
         "midtread": lambda n: Midtread(levels=n, xmax=xmax),
@@ -126,6 +132,7 @@ def full_sweep(evaluator: NetworkEvaluator, grid: dict[str, list[Setting]]) -> l
 def budget_search(evaluator: NetworkEvaluator, grid: dict[str, list[Setting]],
                   budget_pp: float = 0.8) -> dict[str, Evaluation | None]:
     """Per family, the lowest-entropy setting within the budget (None if no setting is)."""
+    check_budget(budget_pp)
     best: dict[str, Evaluation | None] = {}
     for family, settings in grid.items():
         ordered = sorted(settings, key=evaluator.entropy)
@@ -145,8 +152,15 @@ def best_overall(per_family: dict[str, Evaluation | None]) -> Evaluation | None:
     return min(feasible, key=lambda e: e.entropy) if feasible else None
 
 
+def check_budget(budget_pp: float) -> float:
+    if not (isinstance(budget_pp, (int, float)) and math.isfinite(budget_pp) and budget_pp >= 0):
+        raise ValueError(f"the accuracy budget must be a finite number of pp ≥ 0, got {budget_pp!r}")
+    return float(budget_pp)
+
+
 def best_within_budget(evaluations: Sequence[Evaluation], budget_pp: float = 0.8) -> dict[str, Evaluation | None]:
     """From a full sweep: per family, the lowest-entropy setting within the budget."""
+    check_budget(budget_pp)
     out: dict[str, Evaluation | None] = {}
     for e in evaluations:
         family = e.setting.family

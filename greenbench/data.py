@@ -323,6 +323,10 @@ def to_network_input(images: np.ndarray, shape: tuple[int, int, int] = (3, 32, 3
     Grey 28×28 images reach the CIFAR-10 networks as 3×32×32 (pad 2, repeat the channel) so that
     SPEC §3 holds unchanged.
     """
+    images = np.asarray(images)
+    if images.dtype != np.uint8 or images.ndim != 4 or images.size == 0:
+        raise ValueError(f"images must be a non-empty uint8 array (N, C, H, W) of 0–255 pixels, got {images.dtype} "
+                         f"of shape {images.shape}")
     channels, height, width = shape
     x = torch.from_numpy(images.astype(np.float32)).div_(255.0)
     x = (x - NORMALISE_MEAN) / NORMALISE_STD
@@ -342,6 +346,10 @@ def to_network_input(images: np.ndarray, shape: tuple[int, int, int] = (3, 32, 3
 def train_validation_split(n: int, seed: int = SPLIT_SEED,
                            train_fraction: float = 0.8) -> tuple[np.ndarray, np.ndarray]:
     """Seed 000's 80/20 split of the training images (40,000/10,000 on CIFAR-10)."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2:
+        raise ValueError(f"need at least 2 images to split, got {n!r}")
+    if not 0 < train_fraction < 1:
+        raise ValueError(f"train_fraction must lie strictly between 0 and 1, got {train_fraction!r}")
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).numpy()
     cut = int(round(n * train_fraction))
     return np.sort(order[:cut]), np.sort(order[cut:])

@@ -233,6 +233,8 @@ def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
     try:
         with torch.no_grad():
             model.eval()(torch.zeros(1, *input_shape))
+    except RuntimeError as exc:
+        raise ValueError(f"the model does not take inputs of shape {tuple(input_shape)}: {exc}") from exc
     finally:
         for handle in handles:
             handle.remove()

@@ -69,12 +69,29 @@ def load_onnx(source: bytes | str | Path) -> onnx.ModelProto:
     return proto
 
 
-def weight_names(proto: onnx.ModelProto) -> list[str]:
-    """Float initializers that are weights or biases of a layer, in initializer order."""
-    floats = {i.name for i in proto.graph.initializer if i.data_type == onnx.TensorProto.FLOAT}
-    used = {node.input[k] for node in proto.graph.node for k in WEIGHT_INPUTS.get(node.op_type, ())
+# The initializer types greenbench quantizes; each weight is written back in its own type.
+FLOAT_TYPES = {onnx.TensorProto.FLOAT16: np.float16, onnx.TensorProto.FLOAT: np.float32,
+               onnx.TensorProto.DOUBLE: np.float64}
+
+
+def _layer_inputs(proto: onnx.ModelProto) -> set[str]:
+    return {node.input[k] for node in proto.graph.node for k in WEIGHT_INPUTS.get(node.op_type, ())
             if k < len(node.input)}
-    return [i.name for i in proto.graph.initializer if i.name in floats & used]
+
+
+def weight_names(proto: onnx.ModelProto) -> list[str]:
+    """Float (16, 32 or 64-bit) initializers that are weights or biases of a layer, in initializer order."""
+    used = _layer_inputs(proto)
+    return [i.name for i in proto.graph.initializer if i.name in used and i.data_type in FLOAT_TYPES]
+
+
+def _no_weights_reason(proto: onnx.ModelProto) -> str:
+    used = _layer_inputs(proto)
+    others = sorted({onnx.TensorProto.DataType.Name(i.data_type) for i in proto.graph.initializer if i.name in used})
+    if others:
+        return (f"the model's weights are {', '.join(others)}; greenbench quantizes FLOAT16, FLOAT and DOUBLE "
+                "weights (dequantize a quantized model first)")
+    return "the model has no weight or bias initializers to quantize"
 
 
 def weights(proto: onnx.ModelProto) -> dict[str, np.ndarray]:
@@ -88,6 +105,8 @@ def flat_weights(proto: onnx.ModelProto) -> np.ndarray:
 
 
 def _flatten(tensors: dict[str, np.ndarray]) -> np.ndarray:
+    if not tensors:
+        raise OnnxCodecError("the model has no weight or bias initializers to quantize")
     return np.concatenate([w.reshape(-1) for w in tensors.values()])
 
 
@@ -102,12 +121,15 @@ def _split(values: np.ndarray, shapes: dict[str, tuple[int, ...]]) -> dict[str, 
 
 
 def with_weights(proto: onnx.ModelProto, replacements: dict[str, np.ndarray]) -> onnx.ModelProto:
-    """A copy of the model with some initializers replaced (same names, shapes and float32)."""
+    """A copy of the model with some initializers replaced (same names and shapes, each in its own float type)."""
     out = onnx.ModelProto()
     out.CopyFrom(proto)
     for init in out.graph.initializer:
         if init.name in replacements:
-            array = np.asarray(replacements[init.name], dtype=np.float32)
+            if init.data_type not in FLOAT_TYPES:
+                raise OnnxCodecError(f"initializer {init.name} is {onnx.TensorProto.DataType.Name(init.data_type)}, "
+                                     "not a float type greenbench writes")
+            array = np.asarray(replacements[init.name], dtype=FLOAT_TYPES[init.data_type])
             if tuple(array.shape) != tuple(init.dims):
                 raise OnnxCodecError(f"initializer {init.name}: shape {array.shape} differs from {tuple(init.dims)}")
             init.CopyFrom(numpy_helper.from_array(array, init.name))
@@ -129,10 +151,10 @@ def quantize_model(proto: onnx.ModelProto, quantizer: Quantizer) -> QuantizedMod
     """Quantize then dequantize every weight and bias with one quantizer for the whole model."""
     tensors = weights(proto)
     if not tensors:
-        raise OnnxCodecError("the model has no weight or bias initializers to quantize")
+        raise OnnxCodecError(_no_weights_reason(proto))
     flat = _flatten(tensors)
     indices = quantizer.quantize(flat)
-    replacements = _split(quantizer.dequantize(indices, dtype=np.float32), {n: w.shape for n, w in tensors.items()})
+    replacements = _split(quantizer.dequantize(indices, dtype=flat.dtype), {n: w.shape for n, w in tensors.items()})
     return QuantizedModel(with_weights(proto, replacements), quantizer, indices, entropy_bits(indices), flat.size)
 
 
@@ -179,6 +201,8 @@ class Container:
 
 def encode_container(proto: onnx.ModelProto, quantizer: Quantizer) -> Container:
     tensors = weights(proto)  # in initializer order, the order of the coded stream
+    if not tensors:
+        raise OnnxCodecError(_no_weights_reason(proto))
     flat = _flatten(tensors)
     coded = encode_indices(quantizer.quantize(flat))
     header = json.dumps({"quantizer": quantizer.name, "params": quantizer.params,
@@ -234,6 +258,6 @@ def decode_container(data: bytes) -> onnx.ModelProto:
     listed = sum(int(np.prod(shape)) for shape in shapes.values())
     if indices.size != listed:
         raise OnnxCodecError(f"model container holds {indices.size} weights, its header lists {listed}")
-    restored = with_weights(proto, _split(quantizer.dequantize(indices, dtype=np.float32), shapes))
+    restored = with_weights(proto, _split(quantizer.dequantize(indices), shapes))
     onnx.checker.check_model(restored)
     return restored

@@ -455,8 +455,9 @@ class Minifloat(Quantizer):
     def quantize(self, x: Any) -> np.ndarray:
         arr = as_float_array(x)
         check_finite(arr)
-        xs = arr.astype(np.float64) / self.scale
-        v = self._round_magnitude(np.abs(xs))
+        with np.errstate(over="ignore"):  # magnitudes that overflow to inf saturate to the largest value below
+            xs = arr.astype(np.float64) / self.scale
+            v = self._round_magnitude(np.abs(xs))
         m = self.mantissa_bits
         exp = np.frexp(v)[1].astype(np.int64) - 1
         normal = v >= self.min_normal

@@ -9,6 +9,7 @@ includes it.
 from __future__ import annotations
 
 import lzma
+import math
 import struct
 import zlib
 from dataclasses import dataclass
@@ -42,6 +43,8 @@ def _histogram_chunks(n: int) -> int:
 
 def entropy_from_counts(counts: np.ndarray) -> float:
     counts = np.asarray(counts, dtype=np.float64)
+    if not np.all(np.isfinite(counts)) or np.any(counts < 0):
+        raise ValueError("symbol counts must be finite and ≥ 0")
     counts = counts[counts > 0]
     if counts.size == 0:
         raise ValueError("no symbols to take the entropy of")
@@ -54,15 +57,24 @@ def entropy_bits(indices: Any) -> float:
     return entropy_from_counts(index_counts(indices))
 
 
+def _check_rate(entropy: float, original_bits: int) -> None:
+    if not (isinstance(entropy, (int, float, np.floating)) and math.isfinite(entropy) and entropy >= 0):
+        raise ValueError(f"entropy must be a finite number of bits ≥ 0, got {entropy!r}")
+    if isinstance(original_bits, bool) or not isinstance(original_bits, (int, np.integer)) or original_bits < 1:
+        raise ValueError(f"original_bits must be an integer ≥ 1, got {original_bits!r}")
+
+
 def compression_ratio(entropy: float, original_bits: int = FP32_BITS) -> float:
-    """CR = 32/H (Eq. 3.1), assuming an ideal entropy coder."""
-    if entropy <= 0:
+    """CR = 32/H (Eq. 3.1), assuming an ideal entropy coder (inf for H = 0: one symbol costs nothing)."""
+    _check_rate(entropy, original_bits)
+    if entropy == 0:
         return float("inf")
     return original_bits / entropy
 
 
 def space_reduction(entropy: float, original_bits: int = FP32_BITS) -> float:
     """RE = (32 − H)/32 (Eq. 3.2)."""
+    _check_rate(entropy, original_bits)
     return (original_bits - entropy) / original_bits
 
 

@@ -244,6 +244,9 @@ def family_snr_at_rates(curves: Sequence[Sequence[RDPoint]], rates: Sequence[flo
 
 def shannon_lower_bound_snr(rate: float | np.ndarray, dist: stats.rv_continuous) -> np.ndarray:
     """SNR (dB) of the Shannon lower bound D ≥ 2^(2h)/(2πe)·2^(−2R) for MSE (h in bits)."""
+    rate = np.asarray(rate, dtype=np.float64)
+    if not np.all(np.isfinite(rate)) or np.any(rate < 0):
+        raise ValueError("rates must be finite and ≥ 0 bits per sample")
     h_bits = float(dist.entropy()) / math.log(2)
     d = 2 ** (2 * h_bits) / (2 * math.pi * math.e) * 2.0 ** (-2 * np.asarray(rate, dtype=np.float64))
     return 10 * np.log10(float(dist.var()) / d)

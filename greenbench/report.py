@@ -190,17 +190,40 @@ def disagreement_warnings(networks: dict[str, dict[str, Any]]) -> list[str]:
     return out
 
 
-def merge_claims_files(paths: Sequence[Path], out: Path) -> Path:
-    """One claims JSON from several runs' (the GPU script's stages): the rows of all, the first provenance."""
+class ClaimsFileError(ValueError):
+    """A claims JSON (what a run writes with --claims-json) that is missing, unreadable or malformed."""
+
+
+def read_claims_file(path: Path) -> dict[str, Any]:
+    """A run's claims JSON with its rows parsed (`rows` as ClaimRow), or a ClaimsFileError naming the file."""
     import json
 
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ClaimsFileError(f"claims file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ClaimsFileError(f"claims file {path} is not readable JSON ({exc})") from None
+    try:
+        if not isinstance(data["provenance"], dict):
+            raise TypeError("provenance is not an object")
+        rows = [ClaimRow.from_json(r) for r in data["rows"]]
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ClaimsFileError(f"claims file {path} is not a greenbench claims file "
+                              f"({type(exc).__name__}: {exc})") from None
+    return {"provenance": data["provenance"], "rows": rows}
+
+
+def merge_claims_files(paths: Sequence[Path], out: Path) -> Path:
+    """One claims JSON from several runs' (the GPU script's stages): the rows of all, the first provenance."""
     from .provenance import atomic_write_json
 
     merged: dict[str, Any] = {"provenance": None, "rows": []}
     for path in paths:
-        data = json.loads(Path(path).read_text())
+        data = read_claims_file(path)
         merged["provenance"] = merged["provenance"] or data["provenance"]
-        merged["rows"] += data["rows"]
+        merged["rows"] += [row.to_json() for row in data["rows"]]
     if merged["provenance"] is None:
         raise ValueError("no claims files to merge")
     atomic_write_json(Path(out), merged, sort_keys=False)
@@ -214,9 +237,8 @@ def build_report(report_dir: Path, paper_root: Path) -> Path:
     from .baselines import load_paper_table
 
     report_dir = Path(report_dir)
-    claims = json.loads((report_dir / "claims.json").read_text())
-    rows = [ClaimRow.from_json(r) for r in claims["rows"]]
-    prov = claims["provenance"]
+    claims = read_claims_file(report_dir / "claims.json")
+    rows, prov = claims["rows"], claims["provenance"]
     statements = _md_table([[c.id, c.source, c.statement] for c in CLAIMS.values()], ["claim", "source", "statement"])
     sections = [("The claims", statements),
                 ("Verdicts on this hardware", render_claims_table(rows, tablefmt="github", width=400)),

@@ -55,6 +55,9 @@ class PaperAnalysis:
 def paper_analysis(fp32_by_network: dict[str, Sequence[float]], fp16_by_network: dict[str, Sequence[float]]
                    ) -> PaperAnalysis:
     """Seed 000's test: pool every network's runs per precision, Shapiro-Wilk each, Mann-Whitney between."""
+    if not fp32_by_network or set(fp32_by_network) != set(fp16_by_network):
+        raise ValueError(f"need the same networks in both precisions, got {sorted(fp32_by_network)} and "
+                         f"{sorted(fp16_by_network)}")
     fp32 = np.concatenate([_values(v, f"FP32 {k}", 1) for k, v in fp32_by_network.items()])
     fp16 = np.concatenate([_values(v, f"FP16 {k}", 1) for k, v in fp16_by_network.items()])
     return PaperAnalysis(shapiro_wilk(fp32), shapiro_wilk(fp16), mann_whitney(fp32, fp16))

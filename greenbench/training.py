@@ -152,13 +152,22 @@ def load_checkpoint(path: Path) -> tuple[nn.Module, dict[str, Any]]:
     meta_path = path.with_suffix(".json")
     if not path.is_file() or not meta_path.is_file():
         raise FileNotFoundError(f"checkpoint {path} or its provenance {meta_path} is missing")
-    meta = json.loads(meta_path.read_text())
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"checkpoint provenance {meta_path} is not valid JSON ({exc})") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("network"), str):
+        raise ValueError(f"checkpoint provenance {meta_path} does not name its network")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     if digest != meta.get("weights_sha256"):
         raise ValueError(f"checkpoint {path}: sha256 {digest} differs from its provenance's "
                          f"{meta.get('weights_sha256')}; the file is corrupt or was replaced")
     model = build_network(meta["network"])
-    model.load_state_dict(load_file(str(path)))
+    try:
+        model.load_state_dict(load_file(str(path)))
+    except RuntimeError as exc:
+        raise ValueError(f"checkpoint {path} does not hold the weights of a {meta['network']}: "
+                         f"{str(exc).splitlines()[0]}") from None
     return model.eval(), meta
 
 

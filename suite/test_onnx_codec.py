@@ -141,3 +141,35 @@ def test_non_finite_weights_are_refused(lenet):
     init.CopyFrom(onnx.numpy_helper.from_array(array, init.name))
     with pytest.raises(ValueError, match="non-finite"):
         quantize_model(bad, Midtread(levels=2**8))
+
+
+def _matmul_model(data_type, np_dtype):
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array((np.random.default_rng(0).normal(size=(4, 3)) * 3).astype(np_dtype), "W")
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "W"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", data_type, [1, 4])],
+                              [helper.make_tensor_value_info("y", data_type, [1, 3])], [w])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.mark.parametrize("np_dtype", [np.float16, np.float64], ids=["float16", "float64"])
+def test_float16_and_float64_weights_are_quantized_in_their_own_type(np_dtype):
+    from onnx import helper, numpy_helper
+
+    proto = _matmul_model(helper.np_dtype_to_tensor_dtype(np.dtype(np_dtype)), np_dtype)
+    quantizer = Midtread(levels=16, xmax=8.0)
+    quantized = quantize_model(proto, quantizer)
+    assert quantized.weight_count == 12
+    stored = numpy_helper.to_array(quantized.proto.graph.initializer[0])
+    assert stored.dtype == np_dtype
+    np.testing.assert_array_equal(stored, quantizer.reconstruct(numpy_helper.to_array(proto.graph.initializer[0])))
+    restored = decode_container(encode_container(proto, quantizer).data)
+    np.testing.assert_array_equal(numpy_helper.to_array(restored.graph.initializer[0]), stored)
+
+
+def test_integer_weights_are_refused_with_their_type():
+    from onnx import TensorProto
+
+    with pytest.raises(OnnxCodecError, match="weights are INT8; greenbench quantizes FLOAT16, FLOAT and DOUBLE"):
+        quantize_model(_matmul_model(TensorProto.INT8, np.int8), Midtread(levels=16))

@@ -19,6 +19,7 @@ from greenbench.quantizers import (
     Minifloat,
     MuLaw,
     make_quantizer,
+    quantizer_examples,
 )
 
 finite = st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False)
@@ -135,3 +136,24 @@ def test_bad_parameters_raise_clear_errors(name, params, problem):
 def test_affine_calibration_rejects_unknown_method():
     with pytest.raises(ValueError, match="unknown calibration method"):
         Affine.calibrate(np.array([0.1, 0.2]), 8, method="mse")
+
+
+HUGE = np.array([1e19, -1e19, 1e38, -1e38, 1.7976931348623157e308, -1.7976931348623157e308, 5e-324, -5e-324])
+
+
+@pytest.mark.parametrize("quantizer", [q for q in quantizer_examples() if q.max_levels is not None], ids=repr)
+def test_finite_inputs_of_any_magnitude_reach_the_extreme_indices(quantizer):
+    """Magnitudes up to the largest float64 clip to the outermost level of their sign; none wraps."""
+    edge = np.array([-1e6, 1e6])  # far beyond every example's range: the outermost levels
+    lo, hi = quantizer.quantize(edge)
+    q = quantizer.quantize(HUGE)
+    assert list(q[:6]) == [hi, lo, hi, lo, hi, lo]
+    values = quantizer.dequantize(quantizer.quantize(HUGE[:6]))
+    assert np.all(np.sign(values[values != 0]) == np.sign(HUGE[:6][values != 0]))
+
+
+def test_an_unbounded_quantizer_refuses_indices_beyond_int64_naming_the_value():
+    q = Midtread(step=1e-3)
+    assert q.quantize(np.array([4e18 * 1e-3]))[0] == 4_000_000_000_000_000_000  # just under 2^62: kept exactly
+    with pytest.raises(ValueError, match=r"value np.float64\(-1e\+19\) .* does not fit in int64"):
+        q.quantize(np.array([0.5, -1e19]))

@@ -144,7 +144,7 @@ def test_non_finite_weights_are_refused(lenet):
 
 
 def _matmul_model(data_type, np_dtype):
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import helper, numpy_helper
 
     w = numpy_helper.from_array((np.random.default_rng(0).normal(size=(4, 3)) * 3).astype(np_dtype), "W")
     graph = helper.make_graph([helper.make_node("MatMul", ["x", "W"], ["y"])], "g",

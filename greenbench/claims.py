@@ -8,6 +8,7 @@ stored baseline and prints the claims table from them.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -44,6 +45,27 @@ CLAIMS: dict[str, Claim] = {c.id: c for c in (
     Claim("affine-quantization", "003",
           "Q(r) = Int(r/S) − Z with S = (β − α)/(2^b − 1); calibration chooses [α, β]"),
 )}
+
+
+CLAIM_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+
+
+def register_claim(claim_id: str, source: str, statement: str, measures_energy: bool = False) -> Claim:
+    """Declare a claim so that tests can use `@pytest.mark.claim(claim_id)` and get verdicts, baselines and
+    rows of the claims table for it, exactly as the papers' claims do.
+
+    Call it at import time of the suite (its conftest.py). Registering the same claim again is a no-op;
+    another claim under a taken id is an error.
+    """
+    claim = Claim(claim_id, source, statement, bool(measures_energy))
+    if not isinstance(claim_id, str) or not CLAIM_ID.match(claim_id):
+        raise ValueError(f"claim id {claim_id!r}: use 1–64 lower-case letters, digits, '.', '_' or '-'")
+    if not (isinstance(source, str) and source.strip() and isinstance(statement, str) and statement.strip()):
+        raise ValueError(f"claim {claim_id!r} needs a non-empty source and statement")
+    if claim_id in CLAIMS and CLAIMS[claim_id] != claim:
+        raise ValueError(f"claim id {claim_id!r} is taken by {CLAIMS[claim_id]}")
+    CLAIMS[claim_id] = claim
+    return claim
 
 
 @dataclass(frozen=True)

@@ -131,6 +131,70 @@ def _run_records(path: Path):
     return records
 
 
+def _cmd_model(args: argparse.Namespace) -> int:
+    """`greenbench model PATH`: the thesis's claims on a user's own model."""
+    import math
+
+    from tabulate import tabulate
+
+    from .modelstudy import load_model_data, load_user_model, study_user_model
+    from .provenance import atomic_write_json, provenance
+    from .report import plot_rate_accuracy, plot_rate_curves
+
+    model = load_user_model(args.path)
+    data = load_model_data(args.data, model) if args.data else None
+    families = [f.strip() for f in args.quantizers.split(",")] if args.quantizers else None
+    study = study_user_model(model, data, args.budget, args.snr_db, families, progress=print)
+    out_dir = Path(args.report_dir or f"reports/model-{model.path.stem}")
+    fit = study["fit"]
+    print(f"\n{model.path} ({model.kind}): {study['weights']:,} weights ({', '.join(study['dtypes'])}), "
+          f"original entropy {study['original_entropy']:.2f} bits/weight")
+    print(f"laplacian-weights: Laplace ranks {fit['laplace_rank_sse']} by SSE, {fit['laplace_rank_kl']} by KL "
+          f"(best: {fit['by_sse'][0]} by SSE, {fit['by_kl'][0]} by KL) — "
+          f"{'reproduced' if min(fit['laplace_rank_sse'], fit['laplace_rank_kl']) <= 2 else 'not reproduced'} "
+          "(thesis: Laplace 1st or 2nd)")
+    print("\nrate of the weights, per family, at the setting nearest 8× (no inference):")
+    print(tabulate([[f, r["setting"], f"{r['entropy']:.3f}", f"{r['cr']:.2f}", r["coded_bytes"], f"{r['real_cr']:.2f}"]
+                    for f, r in study["coded_near_8x"].items()],
+                   headers=["family", "setting", "H bits", "CR = 32/H", "coded bytes", "real CR"]))
+    plots = [plot_rate_curves(study["rate_distortion"], lambda p: p["snr_db"], "SNR of the weights (dB)",
+                              f"{model.path.name}: rate–distortion of the weights", out_dir / "rate_distortion.png")]
+    budget = study.get("budget")
+    if budget:
+        print(f"\nbudget search — fidelity: {budget['fidelity']}; {budget['evaluations']} evaluations on "
+              f"{budget['images']} inputs")
+        rows = [[f, r["setting"], f"{r['entropy']:.3f}", f"{r['cr']:.2f}", r["container_bytes"], f"{r['real_cr']:.2f}",
+                 f"{r['loss_top1_pp']:.2f} pp" if "loss_top1_pp" in r else f"{r['snr_db']:.1f} dB"]
+                if r else [f, "none within the budget", "", "", "", "", ""]
+                for f, r in budget["best_per_family"].items()]
+        print(tabulate(rows, headers=["family", "best setting", "H bits", "CR = 32/H", "container bytes", "real CR",
+                                      "loss" if budget.get("original_top1") is not None else "SNR"]))
+        if budget.get("original_top1") is not None:
+            plots.append(plot_rate_accuracy(budget["points"], budget["original_top1"], budget["budget_pp"],
+                                            f"{model.path.name}: rate vs fidelity", out_dir / "rate_accuracy.png"))
+        else:
+            plots.append(plot_rate_curves(budget["points"], lambda p: p["snr_db"] if math.isfinite(p["snr_db"])
+                                          else float("nan"), "output SNR (dB)", f"{model.path.name}: rate vs fidelity",
+                                          out_dir / "rate_fidelity.png",
+                                          threshold=(budget["budget"], f"{budget['budget']:g} dB")))
+    atomic_write_json(out_dir / "model.json", {"provenance": provenance(), "study": _json_safe(study)})
+    print(f"\nwrote {out_dir / 'model.json'} and {', '.join(p.name for p in plots)}")
+    return 0
+
+
+def _json_safe(value):
+    """inf (a CR of 0 bits, an exact SNR) as the string JSON readers accept, not a bare Infinity."""
+    import math
+
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from .report import build_report
 
@@ -189,6 +253,18 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--baseline-dir")
     compare.add_argument("--fail-on-missing", action="store_true", help="exit 2 when a metric has no baseline")
     compare.set_defaults(func=_cmd_compare)
+
+    model = sub.add_parser("model", help="the thesis's claims on your own model: ONNX, safetensors or state dict")
+    model.add_argument("path", help="an .onnx model, a .safetensors file or a PyTorch state dict (.pt/.pth/.bin)")
+    model.add_argument("--data", help=".npz with 'inputs' (and optionally integer 'labels') for the budget search "
+                                      "(ONNX only)")
+    model.add_argument("--budget", type=float, default=0.8,
+                       help="accuracy (or agreement) loss allowed, in pp (default 0.8, the thesis's)")
+    model.add_argument("--snr-db", type=float, default=30.0,
+                       help="for models that are not classifiers: the least output SNR allowed, dB (default 30)")
+    model.add_argument("--quantizers", help="comma-separated families of the thesis grid (default: all)")
+    model.add_argument("--report-dir", help="where the JSON and plots go (default reports/model-<name>)")
+    model.set_defaults(func=_cmd_model)
 
     report = sub.add_parser("report", help="rebuild the Markdown report of a run")
     report.add_argument("--report-dir", default="reports")

@@ -116,7 +116,10 @@ class NetworkEvaluator:
             started = time.perf_counter()
             quantized = quantize_model(self.proto, setting.make())
             logits = run_onnx(session(quantized.proto), self.inputs)
-            top1, top5 = top_k_accuracy(logits, self.labels, 1), top_k_accuracy(logits, self.labels, 5)
+            if np.all(np.isfinite(logits)):
+                top1, top5 = top_k_accuracy(logits, self.labels, 1), top_k_accuracy(logits, self.labels, 5)
+            else:  # the setting broke the model (NaN or inf outputs): every prediction counts as wrong
+                top1 = top5 = 0.0
             self._entropy[setting.label] = quantized.entropy
             self._cache[setting.label] = Evaluation(setting, quantized.entropy, top1, top5,
                                                     100 * (self.top1 - top1), 100 * (self.top5 - top5))
@@ -227,10 +230,70 @@ class NetworkStudy:
                    {f: evaluation(r) for f, r in data["best_per_family"].items()})
 
 
+def select_families(grid: dict[str, list[Setting]], families: Sequence[str] | None) -> dict[str, list[Setting]]:
+    """The grid restricted to the named families (all when None); unknown names are an error."""
+    if families is None:
+        return grid
+    unknown = [f for f in families if f not in grid]
+    if unknown or not families:
+        raise ValueError(f"unknown quantizer families {unknown}; the grid has: {', '.join(grid)}")
+    return {f: grid[f] for f in families}
+
+
 def study_network(network: str, proto: onnx.ModelProto, inputs: np.ndarray, labels: np.ndarray,
-                  budget_pp: float = 0.8) -> NetworkStudy:
+                  budget_pp: float = 0.8, families: Sequence[str] | None = None) -> NetworkStudy:
     evaluator = NetworkEvaluator(proto, inputs, labels)
-    per_family = budget_search(evaluator, thesis_grid(evaluator.interval), budget_pp)
+    per_family = budget_search(evaluator, select_families(thesis_grid(evaluator.interval), families), budget_pp)
     return NetworkStudy(network, budget_pp, evaluator.interval, evaluator.top1, evaluator.top5,
                         evaluator.original_entropy, len(evaluator.labels), evaluator.evaluations, evaluator.seconds,
                         evaluator.evaluated(), per_family)
+
+
+# --------------------------------------------------------------------------- output fidelity (no labels, no classes)
+
+@dataclass(frozen=True)
+class SnrEvaluation:
+    """A setting judged by the SNR of the model's outputs against the FP32 model's own (dB)."""
+
+    setting: Setting
+    entropy: float
+    snr_db: float
+
+    @property
+    def compression_ratio(self) -> float:
+        return FP32_BITS / self.entropy if self.entropy > 0 else float("inf")
+
+    def within(self, min_snr_db: float) -> bool:
+        return self.snr_db >= min_snr_db
+
+
+class OutputSnrEvaluator:
+    """For models that are not classifiers: each setting's output SNR against the FP32 outputs."""
+
+    def __init__(self, proto: onnx.ModelProto, inputs: np.ndarray):
+        self.proto = proto
+        self.inputs = np.ascontiguousarray(inputs, dtype=np.float32)
+        self.reference = run_onnx(session(proto), self.inputs).astype(np.float64)
+        self._weights = flat_weights(proto)
+        self.interval = covering_interval(self._weights)
+        self.evaluations = 0
+        self._cache: dict[str, SnrEvaluation] = {}
+
+    def entropy(self, setting: Setting) -> float:
+        return entropy_bits(setting.make().quantize(self._weights))
+
+    def evaluated(self) -> list[SnrEvaluation]:
+        return list(self._cache.values())
+
+    def evaluate(self, setting: Setting) -> SnrEvaluation:
+        if setting.label not in self._cache:
+            quantized = quantize_model(self.proto, setting.make())
+            out = run_onnx(session(quantized.proto), self.inputs).astype(np.float64)
+            if not np.all(np.isfinite(out)):  # the setting broke the model: no fidelity at all
+                snr = -math.inf
+            else:
+                noise = float(np.mean((out - self.reference) ** 2))
+                snr = math.inf if noise == 0 else 10 * math.log10(float(np.mean(self.reference ** 2)) / noise)
+            self._cache[setting.label] = SnrEvaluation(setting, quantized.entropy, snr)
+            self.evaluations += 1
+        return self._cache[setting.label]

@@ -279,7 +279,7 @@ def download(spec: DatasetSpec, target: Path) -> None:
     with tempfile.TemporaryDirectory(dir=target) as tmp:
         if spec.archive is not None:
             archive = Path(tmp) / spec.archive.name
-            urllib.request.urlretrieve(spec.url, archive)
+            _fetch(spec, spec.url, archive)
             if md5_of_file(archive) != spec.archive.md5:
                 raise DatasetChecksumError(f"{spec.name}: downloaded archive {spec.url} fails its md5")
             with tarfile.open(archive) as tar:
@@ -290,10 +290,17 @@ def download(spec: DatasetSpec, target: Path) -> None:
             return
         for data_file in spec.files.values():
             part = Path(tmp) / data_file.name
-            urllib.request.urlretrieve(spec.url + data_file.name, part)
+            _fetch(spec, spec.url + data_file.name, part)
             if md5_of_file(part, data_file.gzip_content) != data_file.md5:
                 raise DatasetChecksumError(f"{spec.name}: downloaded {data_file.name} fails its md5")
             shutil.move(str(part), target / data_file.name)
+
+
+def _fetch(spec: DatasetSpec, url: str, path: Path) -> None:
+    try:
+        urllib.request.urlretrieve(url, path)
+    except OSError as exc:  # URLError, HTTPError, timeouts: all OSErrors
+        raise DatasetMissingError(f"{spec.name}: could not download {url} ({getattr(exc, 'reason', exc)})") from None
 
 
 def load_dataset(name: str, allow_download: bool | None = None) -> Dataset:

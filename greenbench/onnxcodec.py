@@ -218,8 +218,12 @@ def encode_container(proto: onnx.ModelProto, quantizer: Quantizer) -> Container:
     return Container(data, flat.size, coded)
 
 
-def decode_container(data: bytes) -> onnx.ModelProto:
-    """The quantize-dequantize model stored in a container; OnnxCodecError if it is damaged."""
+def decode_container(data: bytes, quantizer: Quantizer | None = None) -> onnx.ModelProto:
+    """The quantize-dequantize model stored in a container; OnnxCodecError if it is damaged.
+
+    The container names its quantizer, which is rebuilt from the registry; a quantizer that is not
+    registered (a user's) is passed as `quantizer` and must carry the stored name and parameters.
+    """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"a model container is bytes, got {type(data).__name__}")
     data = bytes(data)
@@ -237,7 +241,11 @@ def decode_container(data: bytes) -> onnx.ModelProto:
     try:
         header = json.loads(data[pos:pos + header_len])
         shapes = {t["name"]: tuple(t["shape"]) for t in header["tensors"]}
-        quantizer = make_quantizer(header["quantizer"], **header["params"])
+        if quantizer is None:
+            quantizer = make_quantizer(header["quantizer"], **header["params"])
+        elif (quantizer.name, json.loads(json.dumps(quantizer.params))) != (header["quantizer"], header["params"]):
+            raise OnnxCodecError(f"the container was coded with {header['quantizer']} {header['params']}, "
+                                 f"not with the given {quantizer!r}")
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise OnnxCodecError(f"model container header is corrupt ({exc})") from exc
     pos += header_len

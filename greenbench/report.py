@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,22 +93,34 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def plot_rate_accuracy(points: Sequence[dict[str, Any]], original_top1: float, budget_pp: float, title: str,
-                       path: Path) -> Path:
-    """Top-1 accuracy against entropy (bits/weight) per quantizer family, like thesis Figs. 3.6–3.11."""
+def plot_rate_curves(points: Sequence[dict[str, Any]], y: Callable[[dict[str, Any]], float], ylabel: str,
+                     title: str, path: Path, reference: tuple[float, str] | None = None,
+                     threshold: tuple[float, str] | None = None, ylim: tuple[float, float] | None = None) -> Path:
+    """A figure per quantizer family against entropy (bits/weight), with optional reference and threshold lines."""
     fig, ax = _pyplot().subplots(figsize=(7, 4.5))
-    families = sorted({p["family"] for p in points})
-    for family in families:
+    for family in sorted({p["family"] for p in points}):
         pts = sorted((p for p in points if p["family"] == family), key=lambda p: p["entropy"])
-        ax.plot([p["entropy"] for p in pts], [100 * p["top1"] for p in pts], marker="o", ms=3, label=family)
-    ax.axhline(100 * original_top1, ls=":", color="k", label="original")
-    ax.axhline(100 * original_top1 - budget_pp, ls="--", color="grey", lw=0.8, label=f"−{budget_pp:g} pp budget")
+        ax.plot([p["entropy"] for p in pts], [y(p) for p in pts], marker="o", ms=3, label=family)
+    if reference:
+        ax.axhline(reference[0], ls=":", color="k", label=reference[1])
+    if threshold:
+        ax.axhline(threshold[0], ls="--", color="grey", lw=0.8, label=threshold[1])
     ax.set_xlabel("entropy (bits/weight)")
-    ax.set_ylabel("top-1 accuracy (%)")
-    ax.set_ylim(max(0, 100 * original_top1 - 10), 100 * original_top1 + 2)
+    ax.set_ylabel(ylabel)
+    if ylim:
+        ax.set_ylim(*ylim)
     ax.set_title(title)
     ax.legend(fontsize=7, ncol=2)
     return _save(fig, path)
+
+
+def plot_rate_accuracy(points: Sequence[dict[str, Any]], original_top1: float, budget_pp: float, title: str,
+                       path: Path) -> Path:
+    """Top-1 accuracy against entropy (bits/weight) per quantizer family, like thesis Figs. 3.6–3.11."""
+    top = 100 * original_top1
+    return plot_rate_curves(points, lambda p: 100 * p["top1"], "top-1 accuracy (%)", title, path,
+                            reference=(top, "original"), threshold=(top - budget_pp, f"−{budget_pp:g} pp budget"),
+                            ylim=(max(0, top - 10), top + 2))
 
 
 def plot_fp16_bars(benchmarks: dict[str, dict[str, Any]], path: Path) -> Path:

@@ -1,0 +1,136 @@
+"""`greenbench model PATH`: the thesis's claims on a user's own model, in every mode it offers, and the
+errors it gives for what it cannot study."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from greenbench import cli
+from greenbench.data import to_network_input
+from greenbench.modelstudy import ModelFileError, load_model_data, load_user_model
+from greenbench.onnxcodec import export_onnx
+
+N_IMAGES = 300
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory, trained_networks):
+    """LeNet-5 (the committed fixture) as ONNX, safetensors and a state dict, with labelled and unlabelled data."""
+    folder = tmp_path_factory.mktemp("model")
+    model, _ = trained_networks.checkpoint("lenet5")
+    (folder / "lenet5.onnx").write_bytes(export_onnx(model, (3, 32, 32)).SerializeToString())
+    (folder / "lenet5.safetensors").write_bytes(trained_networks.paths["lenet5"].read_bytes())
+    torch.save(model.state_dict(), folder / "lenet5.pt")
+    x = to_network_input(trained_networks.dataset.test_images[:N_IMAGES]).numpy()
+    np.savez(folder / "labelled.npz", inputs=x, labels=trained_networks.dataset.test_labels[:N_IMAGES])
+    np.savez(folder / "inputs.npz", inputs=x)
+    conv = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(4, 2, 3))
+    torch.manual_seed(0)
+    (folder / "denoiser.onnx").write_bytes(export_onnx(conv.eval(), (3, 16, 16)).SerializeToString())
+    np.savez(folder / "patches.npz", inputs=np.random.default_rng(0).normal(size=(64, 3, 16, 16)).astype(np.float32))
+    return folder
+
+
+def _run(files, capsys, *argv):
+    report = files / ("report-" + "-".join(a.replace("/", "_").replace(".", "_") for a in argv))
+    assert cli.main(["model", *argv, "--report-dir", str(report)]) == 0
+    study = json.loads((report / "model.json").read_text())["study"]
+    return study, capsys.readouterr().out, report
+
+
+def test_onnx_with_labelled_data_reports_accuracy_loss_and_real_sizes(files, capsys):
+    study, out, report = _run(files, capsys, str(files / "lenet5.onnx"), "--data", str(files / "labelled.npz"))
+    budget = study["budget"]
+    assert "accuracy loss (pp) on the given labels" in budget["fidelity"] and budget["images"] == N_IMAGES
+    best = budget["best_per_family"]["deadzone δ=0.7"]
+    assert best["loss_top1_pp"] <= 0.8 and best["real_cr"] == pytest.approx(best["cr"], rel=0.01)
+    assert study["fit"]["laplace_rank_sse"] in range(1, 9) and "laplacian-weights: Laplace ranks" in out
+    assert (report / "rate_accuracy.png").is_file() and (report / "rate_distortion.png").is_file()
+
+
+def test_onnx_with_inputs_only_uses_agreement_with_its_own_predictions(files, capsys):
+    study, out, _ = _run(files, capsys, str(files / "lenet5.onnx"), "--data", str(files / "inputs.npz"),
+                         "--quantizers", "deadzone δ=0.7,midtread")
+    assert "agreement" in study["budget"]["fidelity"] and study["budget"]["original_top1"] == 1.0
+    assert set(study["budget"]["best_per_family"]) == {"deadzone δ=0.7", "midtread"}
+    assert "fidelity: top-1 agreement" in out
+
+
+def test_a_model_that_is_not_a_classifier_is_judged_by_output_snr(files, capsys):
+    study, out, report = _run(files, capsys, str(files / "denoiser.onnx"), "--data", str(files / "patches.npz"),
+                              "--snr-db", "25", "--quantizers", "midtread")
+    best = study["budget"]["best_per_family"]["midtread"]
+    assert "output SNR" in study["budget"]["fidelity"] and best["snr_db"] >= 25
+    assert (report / "rate_fidelity.png").is_file()
+
+
+@pytest.mark.parametrize("name, kind", [("lenet5.onnx", "onnx"), ("lenet5.safetensors", "safetensors"),
+                                        ("lenet5.pt", "state dict")])
+def test_without_data_the_claims_that_need_no_graph(files, capsys, name, kind):
+    study, out, _ = _run(files, capsys, str(files / name), "--quantizers", "deadzone δ=0.7,mu-law")
+    assert study["kind"] == kind and study["weights"] > 60_000 and "budget" not in study
+    coded = study["coded_near_8x"]["deadzone δ=0.7"]
+    assert coded["cr"] >= 8 and coded["real_cr"] == pytest.approx(coded["cr"], rel=0.02)
+    assert {r["family"] for r in study["rate_distortion"]} == {"deadzone δ=0.7", "mu-law"}
+
+
+def test_the_three_files_of_one_model_agree(files):
+    flats = [load_user_model(files / n).flat for n in ("lenet5.onnx", "lenet5.safetensors", "lenet5.pt")]
+    assert flats[1].size == flats[2].size and np.array_equal(np.sort(flats[1]), np.sort(flats[2]))
+    assert flats[0].size <= flats[1].size  # the ONNX graph folds BatchNorm where the network has it
+
+
+def _text(path):
+    path.write_text("not a model")
+    return path
+
+
+def _int8_onnx(path):
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.ones((4, 3), np.int8), "W")
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "W"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.INT8, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.INT8, [1, 3])], [w])
+    path.write_bytes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
+    return path
+
+
+@pytest.mark.parametrize("make, data, fragment", [
+    (lambda f: _text(f / "notes.onnx"), None, "corrupt or invalid ONNX"),
+    (lambda f: _text(f / "notes.txt"), None, "not a model greenbench reads"),
+    (lambda f: f / "missing.onnx", None, "no such file"),
+    (lambda f: _int8_onnx(f / "int8.onnx"), None, "holds no float weights"),
+    (lambda f: f / "lenet5.onnx", lambda f: np.savez(f / "d1.npz", images=np.ones((2, 3, 32, 32))) or f / "d1.npz",
+     "no 'inputs' array"),
+    (lambda f: f / "lenet5.onnx", lambda f: np.savez(f / "d2.npz", inputs=np.ones((2, 1, 28, 28), np.float32))
+     or f / "d2.npz", "the model takes (3, 32, 32)"),
+    (lambda f: f / "lenet5.onnx", lambda f: np.savez(f / "d3.npz", inputs=np.ones((2, 3, 32, 32), np.float32),
+                                                      labels=np.array([0, 10])) or f / "d3.npz",
+     "the model has 10 outputs"),
+    (lambda f: f / "lenet5.onnx", lambda f: np.savez(f / "d4.npz", inputs=np.full((2, 3, 32, 32), np.nan, np.float32))
+     or f / "d4.npz", "finite values"),
+    (lambda f: f / "lenet5.safetensors", lambda f: f / "inputs.npz", "weights-only file has no graph"),
+], ids=["text-as-onnx", "unknown-suffix", "missing", "int8-weights", "no-inputs", "wrong-shape", "labels-range",
+        "nan-inputs", "weights-only-with-data"])
+def test_what_cannot_be_studied_is_a_clear_error(files, capsys, make, data, fragment):
+    path = make(files)
+    argv = ["model", str(path)] + (["--data", str(data(files))] if data else [])
+    assert cli.main(argv) == 2
+    assert fragment in capsys.readouterr().err
+
+
+def test_unknown_quantizer_family_is_refused(files, capsys):
+    assert cli.main(["model", str(files / "lenet5.safetensors"), "--quantizers", "deadzone δ=0.9"]) == 2
+    assert "unknown quantizer families" in capsys.readouterr().err
+
+
+def test_loaders_name_the_file():
+    with pytest.raises(ModelFileError, match="no such file"):
+        load_user_model("/nonexistent/model.onnx")
+    with pytest.raises(ModelFileError, match="weights-only"):
+        load_model_data("x.npz", type("M", (), {"proto": None, "path": "w.safetensors"})())

@@ -21,6 +21,43 @@ ROOT = Path(__file__).parent
 pytest_plugins = ("pytester", "greenbench.pytest_plugin")
 FIXTURES = ROOT / "fixtures"
 CHECKPOINT_DIR_ENV = "GREENBENCH_CHECKPOINT_DIR"
+USER_MODEL_PREFIX = "model:"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.getgroup("greenbench").addoption(
+        "--model", action="append", default=[], metavar="PATH[::DATA]",
+        help="add your own model (ONNX; DATA an .npz with 'inputs' and 'labels') as a case of the network claims: "
+             "laplacian-weights, deadzone-optimal and compression-8x (repeatable)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "networks(names): the test runs on these trained networks and on every --model")
+
+
+def user_models(config: pytest.Config) -> dict[str, tuple[Path, Path | None]]:
+    """--model options by case id (`model:<file stem>`): the model file and its data file, if any."""
+    models = {}
+    for option in config.getoption("--model"):
+        path_text, _, data_text = option.partition("::")
+        path, data = Path(path_text), Path(data_text) if data_text else None
+        for f in filter(None, (path, data)):
+            if not f.is_file():
+                raise pytest.UsageError(f"--model {option}: {f} is not a file")
+        name = USER_MODEL_PREFIX + path.stem
+        if name in models:
+            raise pytest.UsageError(f"--model {option}: a model named {path.stem} is given twice")
+        models[name] = (path, data)
+    return models
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    marker = metafunc.definition.get_closest_marker("networks")
+    if marker is not None:
+        from suite.tiers import network_params
+
+        params = network_params(*marker.args) + [pytest.param(n, id=n) for n in user_models(metafunc.config)]
+        metafunc.parametrize("network", params)
 
 
 @pytest.fixture(scope="session")
@@ -44,6 +81,7 @@ class TrainedNetworks:
         self.config = config
         self.shared_dir = shared_dir
         self.paths = available_checkpoints(FIXTURES)
+        self.user_models = user_models(config)
         extra = os.environ.get(CHECKPOINT_DIR_ENV)
         if extra:  # checkpoints trained by tools/gpu-run, beside (and before) the committed ones
             if not Path(extra).is_dir():
@@ -73,8 +111,32 @@ class TrainedNetworks:
 
     def inputs(self, network: str) -> dict:
         """What a figure on this network was measured on (for the baseline's provenance)."""
+        if network in self.user_models:
+            import hashlib
+
+            return {f"{role}_sha256": hashlib.sha256(f.read_bytes()).hexdigest()
+                    for role, f in zip(("model", "data"), self.user_models[network]) if f is not None}
         _, meta = self.checkpoint(network)
         return {"data_md5": self.dataset.checksum, "checkpoint_sha256": meta["weights_sha256"]}
+
+    def user_model(self, network: str):
+        from greenbench.modelstudy import ModelFileError, load_user_model
+
+        key = ("user", network)
+        if key not in self._cache:
+            try:
+                self._cache[key] = load_user_model(self.user_models[network][0])
+            except ModelFileError as exc:
+                raise pytest.UsageError(f"--model: {exc}") from None
+        return self._cache[key]
+
+    def weights(self, network: str):
+        """Every weight and bias of the network as the graph has them (BatchNorm folded where it is)."""
+        from greenbench.onnxcodec import flat_weights
+
+        if network in self.user_models:
+            return self.user_model(network).flat
+        return flat_weights(self.onnx(network))
 
     def onnx(self, network: str):
         from greenbench.models import network_spec
@@ -82,14 +144,34 @@ class TrainedNetworks:
 
         key = ("onnx", network)
         if key not in self._cache:
-            model, _ = self.checkpoint(network)
-            self._cache[key] = export_onnx(model, network_spec(network).input_shape)
+            if network in self.user_models:
+                proto = self.user_model(network).proto
+                if proto is None:
+                    pytest.skip(f"{network} is a weights-only file: this claim runs the graph (give an ONNX model)")
+                self._cache[key] = proto
+            else:
+                model, _ = self.checkpoint(network)
+                self._cache[key] = export_onnx(model, network_spec(network).input_shape)
         return self._cache[key]
 
     def test_set(self, network: str):
         from greenbench.data import to_network_input
         from greenbench.models import network_spec
 
+        if network in self.user_models:
+            from greenbench.modelstudy import ModelFileError, load_model_data
+
+            path, data = self.user_models[network]
+            self.onnx(network)  # a weights-only file skips here: no graph to run
+            if data is None:
+                pytest.skip(f"{network}: this claim needs labelled data (--model {path}::DATA.npz)")
+            try:
+                loaded = load_model_data(data, self.user_model(network))
+            except ModelFileError as exc:
+                raise pytest.UsageError(f"--model: {exc}") from None
+            if loaded.labels is None:
+                pytest.skip(f"{network}: {data} holds no labels; this claim measures accuracy loss")
+            return loaded.inputs, loaded.labels
         return to_network_input(self.dataset.test_images, network_spec(network).input_shape).numpy(), \
             self.dataset.test_labels
 

@@ -293,9 +293,10 @@ def check_quantizer(quantizer: Quantizer) -> None:
 def parametrize_with_checks(quantizers: Sequence[Quantizer]):
     """A pytest parametrize decorator: one case per (quantizer, check), ids `repr-check`, like
     scikit-learn's. The test takes `quantizer` and `check` and calls `check(quantizer)`."""
-    from .pytest_plugin import parametrize_quantizer_checks
+    from .pytest_plugin import parametrize_cases
 
-    return parametrize_quantizer_checks(quantizers)
+    cases = check_cases(quantizers)
+    return parametrize_cases("quantizer, check", [(q, c) for q, c, _ in cases], [i for _, _, i in cases])
 
 
 def check_cases(quantizers: Sequence[Quantizer]) -> list[tuple[Quantizer, Callable[[Quantizer], None], str]]:

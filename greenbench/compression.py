@@ -89,7 +89,7 @@ class NetworkEvaluator:
 
     def __init__(self, proto: onnx.ModelProto, inputs: np.ndarray, labels: np.ndarray):
         self.proto = proto
-        self.inputs = np.ascontiguousarray(inputs, dtype=np.float32)
+        self.inputs = np.ascontiguousarray(inputs)
         self.labels = np.asarray(labels)
         logits = run_onnx(session(proto), self.inputs)
         self.top1 = top_k_accuracy(logits, self.labels, 1)
@@ -272,7 +272,7 @@ class OutputSnrEvaluator:
 
     def __init__(self, proto: onnx.ModelProto, inputs: np.ndarray):
         self.proto = proto
-        self.inputs = np.ascontiguousarray(inputs, dtype=np.float32)
+        self.inputs = np.ascontiguousarray(inputs)
         self.reference = run_onnx(session(proto), self.inputs).astype(np.float64)
         self._weights = flat_weights(proto)
         self.interval = covering_interval(self._weights)

@@ -131,9 +131,9 @@ def load_model_data(path: str | Path, model: UserModel) -> ModelData:
             raise ModelFileError(f"{path}: holds {archive.files}, no 'inputs' array")
         inputs = archive["inputs"]
         labels = archive["labels"] if "labels" in archive.files else None
-    if inputs.dtype.kind != "f" or inputs.ndim < 2 or len(inputs) == 0 or not np.all(np.isfinite(inputs)):
-        raise ModelFileError(f"{path}: inputs must be a non-empty float array (N, …) of finite values, got "
-                             f"{inputs.dtype} {inputs.shape}")
+    if inputs.dtype.kind not in "fiu" or inputs.ndim < 2 or len(inputs) == 0 or not np.all(np.isfinite(inputs)):
+        raise ModelFileError(f"{path}: inputs must be a non-empty array (N, …) of finite numbers (floats, or token "
+                             f"ids), got {inputs.dtype} {inputs.shape}")
     expected = [d.dim_value if d.HasField("dim_value") else None
                 for d in model.proto.graph.input[0].type.tensor_type.shape.dim][1:]
     if len(expected) != inputs.ndim - 1 or any(e is not None and e != s for e, s in zip(expected, inputs.shape[1:])):
@@ -142,11 +142,12 @@ def load_model_data(path: str | Path, model: UserModel) -> ModelData:
     if labels is not None:
         if labels.dtype.kind not in "iu" or labels.shape != (len(inputs),):
             raise ModelFileError(f"{path}: labels must be {len(inputs)} integers, got {labels.dtype} {labels.shape}")
-        classes = run_onnx(session(model.proto), inputs[:1].astype(np.float32)).shape[-1]
+        classes = run_onnx(session(model.proto), inputs[:1]).shape[-1]
         if labels.min() < 0 or labels.max() >= classes:
             raise ModelFileError(f"{path}: labels span [{labels.min()}, {labels.max()}]; the model has {classes} "
                                  "outputs")
-    return ModelData(inputs.astype(np.float32), None if labels is None else labels.astype(np.int64))
+    return ModelData(inputs if inputs.dtype.kind in "iu" else inputs.astype(np.float32),
+                     None if labels is None else labels.astype(np.int64))
 
 
 def _setting_row(setting, w: np.ndarray) -> dict[str, Any]:

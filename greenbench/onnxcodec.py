@@ -32,8 +32,10 @@ CONTAINER_VERSION = 2  # MAGIC, version byte, <I header><header><Q graph><graph>
 OPSET = 17
 # Inputs of these operators that hold learned weights and biases (BatchNormalization's scale and bias
 # are learned; its running mean and variance are statistics and are kept in fp32).
+# Which inputs of which operators are a layer's weights (taken only when they are float initializers):
+# convolutions and dense layers, BatchNorm's scale and shift, LayerNorm's, and embedding tables (Gather).
 WEIGHT_INPUTS = {"Conv": (1, 2), "ConvTranspose": (1, 2), "Gemm": (1, 2), "MatMul": (1,),
-                 "BatchNormalization": (1, 2)}
+                 "BatchNormalization": (1, 2), "LayerNormalization": (1, 2), "Gather": (0,)}
 
 
 class OnnxCodecError(ValueError):
@@ -172,8 +174,9 @@ def session(proto: onnx.ModelProto, threads: int | None = None):
 def run_onnx(proto_or_session: Any, inputs: np.ndarray, batch_size: int = 500) -> np.ndarray:
     """Logits of the model on `inputs` (float32, N × C × H × W)."""
     sess = session(proto_or_session) if isinstance(proto_or_session, onnx.ModelProto) else proto_or_session
-    name = sess.get_inputs()[0].name
-    x = np.ascontiguousarray(inputs, dtype=np.float32)
+    first = sess.get_inputs()[0]
+    name = first.name
+    x = np.ascontiguousarray(inputs, dtype=np.int64 if first.type == "tensor(int64)" else np.float32)
     return np.concatenate([sess.run(None, {name: x[i:i + batch_size]})[0] for i in range(0, len(x), batch_size)])
 
 

@@ -296,9 +296,6 @@ def gpu_meter(cuda_device, gpu_tier):
 
 
 
-def parametrize_quantizer_checks(quantizers):
-    """`greenbench.checks.parametrize_with_checks`: one case per (quantizer, check)."""
-    from .checks import check_cases
-
-    cases = check_cases(quantizers)
-    return pytest.mark.parametrize("quantizer, check", [(q, c) for q, c, _ in cases], ids=[i for _, _, i in cases])
+def parametrize_cases(names: str, values: list, ids: list[str]):
+    """pytest.mark.parametrize for the library's case generators (greenbench.checks.parametrize_with_checks)."""
+    return pytest.mark.parametrize(names, values, ids=ids)

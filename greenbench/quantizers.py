@@ -21,6 +21,7 @@ import numpy as np
 from . import _kernels
 
 FLOAT_DTYPES = (np.float16, np.float32, np.float64)
+REGISTRY: dict[str, type[Quantizer]] = {}  # name -> class, filled by register_quantizer
 UNBOUNDED = np.int64(2**62)  # the largest |index| a step-only quantizer may give; larger values are refused
 MAX_LEVELS = 2**62  # level counts beyond this would overflow int64 index arithmetic
 
@@ -654,60 +655,24 @@ class Codebook(Quantizer):
                 cls([-0.2, 1.0], [-1.0, 0.1, 3.0])]
 
 
-class CentroidDeadzone(Codebook):
-    """Deadzone cells (Eq. 2.25) with each cell reconstructed at the source's centroid.
-
-    Built by `greenbench.ratedistortion.fit_centroid_deadzone`; it is the optimum that the
-    `deadzone-optimal` claim compares the plain deadzone with.
-    """
-
-    name = "deadzone-centroid"
-
-    def __init__(self, edges: Iterable[float], points: Iterable[float], delta: float = 0.0, step: float = 0.0):
-        super().__init__(edges, points)
-        self.delta, self.step = float(delta), float(step)
-
-    @property
-    def params(self) -> dict[str, Any]:
-        return {"delta": self.delta, "step": self.step, **super().params}
-
-    @classmethod
-    def examples(cls) -> list[Quantizer]:
-        from .ratedistortion import EmpiricalSource, fit_centroid_deadzone
-
-        source = EmpiricalSource.laplace_quantiles(2**14)
-        return [fit_centroid_deadzone(source, 0.7, 0.5), fit_centroid_deadzone(source, 0.3, 0.1)]
-
-
-class ECSQ(Codebook):
-    """An entropy-constrained scalar quantizer (Chou–Lookabaugh–Gray design) for a source and λ.
-
-    Built by `greenbench.ratedistortion.design_ecsq`, which minimises D + λ·H over cells and points.
-    """
-
-    name = "ecsq"
-
-    def __init__(self, edges: Iterable[float], points: Iterable[float], lagrangian: float = 0.0):
-        super().__init__(edges, points)
-        self.lagrangian = float(lagrangian)
-
-    @property
-    def params(self) -> dict[str, Any]:
-        return {"lagrangian": self.lagrangian, **super().params}
-
-    @classmethod
-    def examples(cls) -> list[Quantizer]:
-        from .ratedistortion import EmpiricalSource, design_ecsq
-
-        source = EmpiricalSource.laplace_quantiles(2**14)
-        return [design_ecsq(source, 0.05), design_ecsq(source, 0.5)]
-
-
 # --------------------------------------------------------------------------- registry
 
-REGISTRY: dict[str, type[Quantizer]] = {
-    cls.name: cls for cls in (Midtread, Midrise, Deadzone, MuLaw, Minifloat, Affine, Codebook, CentroidDeadzone, ECSQ)
-}
+def register_quantizer(cls: type[Quantizer]) -> type[Quantizer]:
+    """Register a quantizer class under its `name` (a class decorator): `make_quantizer` builds it by name,
+    model containers name it, and the common checks run over its `examples()`."""
+    name = getattr(cls, "name", None)
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"{cls.__name__} needs a class attribute `name` to be registered")
+    if REGISTRY.get(name, cls) is not cls:
+        raise ValueError(f"quantizer name {name!r} is taken by {REGISTRY[name].__name__}")
+    REGISTRY[name] = cls
+    return cls
+
+
+# Each class of this module is registered below; the designed codebooks (ECSQ, the centroid deadzone)
+# register in greenbench.ratedistortion, where their designs live (the package imports it).
+for _cls in (Midtread, Midrise, Deadzone, MuLaw, Minifloat, Affine, Codebook):
+    register_quantizer(_cls)
 
 
 def make_quantizer(name: str, **params: Any) -> Quantizer:

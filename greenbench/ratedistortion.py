@@ -11,11 +11,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import stats
 
-from .quantizers import ECSQ, CentroidDeadzone, Deadzone, Quantizer, as_float_array, check_finite
+from .quantizers import Codebook, Deadzone, Quantizer, as_float_array, check_finite, register_quantizer
 from .rate import entropy_from_counts
 
 
@@ -310,3 +311,52 @@ def study_families(source: EmpiricalSource, rates: Sequence[float], grid_points:
     rates_arr = np.asarray(rates, dtype=np.float64)
     return FamilyStudy(rates_arr, {f: family_snr_at_rates(c, rates_arr) for f, c in curves.items()},
                        {f: sum(len(x) for x in c) for f, c in curves.items()})
+
+
+# --------------------------------------------------------------------------- the designed quantizers
+
+@register_quantizer
+class CentroidDeadzone(Codebook):
+    """Deadzone cells (Eq. 2.25) with each cell reconstructed at the source's centroid.
+
+    Built by `greenbench.ratedistortion.fit_centroid_deadzone`; it is the optimum that the
+    `deadzone-optimal` claim compares the plain deadzone with.
+    """
+
+    name = "deadzone-centroid"
+
+    def __init__(self, edges: Iterable[float], points: Iterable[float], delta: float = 0.0, step: float = 0.0):
+        super().__init__(edges, points)
+        self.delta, self.step = float(delta), float(step)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return {"delta": self.delta, "step": self.step, **super().params}
+
+    @classmethod
+    def examples(cls) -> list[Quantizer]:
+        source = EmpiricalSource.laplace_quantiles(2**14)
+        return [fit_centroid_deadzone(source, 0.7, 0.5), fit_centroid_deadzone(source, 0.3, 0.1)]
+
+
+@register_quantizer
+class ECSQ(Codebook):
+    """An entropy-constrained scalar quantizer (Chou–Lookabaugh–Gray design) for a source and λ.
+
+    Built by `greenbench.ratedistortion.design_ecsq`, which minimises D + λ·H over cells and points.
+    """
+
+    name = "ecsq"
+
+    def __init__(self, edges: Iterable[float], points: Iterable[float], lagrangian: float = 0.0):
+        super().__init__(edges, points)
+        self.lagrangian = float(lagrangian)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return {"lagrangian": self.lagrangian, **super().params}
+
+    @classmethod
+    def examples(cls) -> list[Quantizer]:
+        source = EmpiricalSource.laplace_quantiles(2**14)
+        return [design_ecsq(source, 0.05), design_ecsq(source, 0.5)]

@@ -19,7 +19,7 @@ import pytest
 
 from greenbench.claims import Metric
 from greenbench.onnxcodec import decode_container, encode_container, quantize_model, run_onnx
-from suite.tiers import DEFAULT_TIER_NETWORKS, network_params
+from suite.tiers import DEFAULT_TIER_NETWORKS
 
 pytestmark = [pytest.mark.claim("compression-8x"), pytest.mark.slow]
 
@@ -31,7 +31,7 @@ def _accuracy_spread_pp(evaluation, n):
     return 100 * float(np.sqrt(evaluation.top1 * (1 - evaluation.top1) / n))
 
 
-@pytest.mark.parametrize("network", network_params())
+@pytest.mark.networks()
 def test_model_reaches_cr_4_within_budget(network, trained_networks, claim):
     study = trained_networks.compression_study(network)
     best = study.best
@@ -60,7 +60,7 @@ def test_mean_cr_over_models_at_least_8(tier, trained_networks, claim):
                   inputs={n: trained_networks.inputs(n)["checkpoint_sha256"] for n in networks})
 
 
-@pytest.mark.parametrize("network", network_params())
+@pytest.mark.networks()
 def test_real_cr_within_3_percent_of_entropy_cr(network, trained_networks, claim):
     study = trained_networks.compression_study(network)
     best = study.best

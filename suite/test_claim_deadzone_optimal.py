@@ -30,7 +30,6 @@ from scipy import stats
 from greenbench.claims import Metric
 from greenbench.compression import DEADZONE_FAMILY
 from greenbench.ratedistortion import EmpiricalSource, shannon_lower_bound_snr, snr_standard_error_db, study_families
-from suite.tiers import network_params
 
 pytestmark = pytest.mark.claim("deadzone-optimal")
 
@@ -139,7 +138,7 @@ def test_control_deadzone_optimality_is_laplacian_specific(uniform_study, rate, 
                   inputs=SOURCE_INPUTS)
 
 
-@pytest.mark.parametrize("network", network_params())
+@pytest.mark.networks()
 def test_deadzone_family_gives_lowest_rate_on_network(network, trained_networks, claim):
     # thesis §3.7.2: the deadzone family (midrise δ=0 and midtread δ=0.5 are members) gives the lowest
     # entropy at ≤ 0.8 pp loss for 9 of 10 models; here: lowest, or within 0.1 bit/weight of the best

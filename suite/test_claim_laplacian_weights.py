@@ -18,8 +18,6 @@ import pytest
 
 from greenbench.claims import Metric
 from greenbench.distributions import FAMILIES, REFERENCE_SOURCES, fit_families
-from greenbench.onnxcodec import flat_weights
-from suite.tiers import network_params
 
 pytestmark = pytest.mark.claim("laplacian-weights")
 
@@ -43,10 +41,10 @@ def test_fitter_ranks_the_true_family_first(family, claim):
                   inputs={"seed": seed, "samples": N_SAMPLES})
 
 
-@pytest.mark.parametrize("network", network_params(), ids=str)
+@pytest.mark.networks()
 def test_laplace_ranks_first_or_second_for_trained_weights(network, trained_networks, claim):
     # thesis Tables 3.2–3.3: by SSE the Laplacian is 1st for 57 % and 2nd for 43 % of 14 models
-    report = fit_families(flat_weights(trained_networks.onnx(network)), max_fit_samples=N_SAMPLES)
+    report = fit_families(trained_networks.weights(network), max_fit_samples=N_SAMPLES)
     sse_rank, kl_rank = report.rank("laplace", "sse"), report.rank("laplace", "kl")
     claim.verdict(sse_rank <= 2, claimed="Laplace ranks 1st or 2nd by SSE (thesis: 14 of 14 models)",
                   tolerance="SSE rank ≤ 2",

@@ -113,7 +113,7 @@ def _int8_onnx(path):
                                                       labels=np.array([0, 10])) or f / "d3.npz",
      "the model has 10 outputs"),
     (lambda f: f / "lenet5.onnx", lambda f: np.savez(f / "d4.npz", inputs=np.full((2, 3, 32, 32), np.nan, np.float32))
-     or f / "d4.npz", "finite values"),
+     or f / "d4.npz", "finite numbers"),
     (lambda f: f / "lenet5.safetensors", lambda f: f / "inputs.npz", "weights-only file has no graph"),
 ], ids=["text-as-onnx", "unknown-suffix", "missing", "int8-weights", "no-inputs", "wrong-shape", "labels-range",
         "nan-inputs", "weights-only-with-data"])
@@ -134,3 +134,33 @@ def test_loaders_name_the_file():
         load_user_model("/nonexistent/model.onnx")
     with pytest.raises(ModelFileError, match="weights-only"):
         load_model_data("x.npz", type("M", (), {"proto": None, "path": "w.safetensors"})())
+
+
+def test_pytest_model_option_adds_a_users_model_to_the_network_claims(files, tmp_path):
+    """`pytest --model PATH::DATA` runs laplacian-weights, deadzone-optimal and compression-8x on it."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    claims = tmp_path / "claims.json"
+    weights_only = tmp_path / "lenet5-weights.safetensors"  # case ids are file stems: one per model
+    weights_only.write_bytes((files / "lenet5.safetensors").read_bytes())
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-p", "no:xdist",
+                           "suite/test_claim_laplacian_weights.py", "suite/test_claim_compression_8x.py",
+                           "suite/test_claim_deadzone_optimal.py", "-k", "model:",
+                           f"--model={files / 'lenet5.onnx'}::{files / 'labelled.npz'}",
+                           f"--model={weights_only}", f"--claims-json={claims}",
+                           f"--baseline-dir={tmp_path / 'baselines'}"],
+                          cwd=root, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    rows = {(r["claim"], r["case"]): r for r in json.loads(claims.read_text())["rows"]}
+    assert rows[("compression-8x", "test_model_reaches_cr_4_within_budget[model:lenet5]")]["verdict"] == "reproduced"
+    assert rows[("laplacian-weights", "test_laplace_ranks_first_or_second_for_trained_weights[model:lenet5]")][
+        "verdict"] == "reproduced"
+    labelled = rows[("compression-8x", "test_model_reaches_cr_4_within_budget[model:lenet5]")]
+    assert labelled["record"]["inputs"]["data_sha256"] and labelled["record"]["inputs"]["model_sha256"]
+    assert rows[("laplacian-weights", "test_laplace_ranks_first_or_second_for_trained_weights[model:lenet5-weights]")][
+        "verdict"] == "reproduced"
+    skipped = rows[("deadzone-optimal", "test_deadzone_family_gives_lowest_rate_on_network[model:lenet5-weights]")]
+    assert skipped["verdict"] == "not run" and "weights-only" in skipped["reason"]

@@ -67,18 +67,24 @@ def thesis_grid(xmax: float = 1.0) -> dict[str, list[Setting]]:
     return grid
 
 
+class _Rated:
+    """A setting's result that knows its entropy: CR = 32/H (inf for a single symbol)."""
+
+    entropy: float
+
+    @property
+    def compression_ratio(self) -> float:
+        return FP32_BITS / self.entropy if self.entropy > 0 else float("inf")
+
+
 @dataclass(frozen=True)
-class Evaluation:
+class Evaluation(_Rated):
     setting: Setting
     entropy: float
     top1: float
     top5: float
     loss_top1_pp: float
     loss_top5_pp: float
-
-    @property
-    def compression_ratio(self) -> float:
-        return FP32_BITS / self.entropy if self.entropy > 0 else float("inf")
 
     def within(self, budget_pp: float) -> bool:
         return self.loss_top1_pp <= budget_pp and self.loss_top5_pp <= budget_pp
@@ -252,16 +258,12 @@ def study_network(network: str, proto: onnx.ModelProto, inputs: np.ndarray, labe
 # --------------------------------------------------------------------------- output fidelity (no labels, no classes)
 
 @dataclass(frozen=True)
-class SnrEvaluation:
+class SnrEvaluation(_Rated):
     """A setting judged by the SNR of the model's outputs against the FP32 model's own (dB)."""
 
     setting: Setting
     entropy: float
     snr_db: float
-
-    @property
-    def compression_ratio(self) -> float:
-        return FP32_BITS / self.entropy if self.entropy > 0 else float("inf")
 
     def within(self, min_snr_db: float) -> bool:
         return self.snr_db >= min_snr_db

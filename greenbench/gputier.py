@@ -28,29 +28,17 @@ def rehearsal_requested(environ: Mapping[str, str] = os.environ) -> bool:
     raise ValueError(f"{REHEARSAL_ENV}={environ[REHEARSAL_ENV]!r}: use 1 (rehearse on the CPU) or 0")
 
 
-def _int_env(environ: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
+def _number_env(environ: Mapping[str, str], name: str, default, kind: type = int, minimum: float = 1):
+    """`name` from the environment as an int (or float), at least `minimum` and finite; `default` if unset."""
     text = environ.get(name)
     if text is None or text == "":
         return default
     try:
-        value = int(text)
+        value = kind(text)
     except ValueError:
-        raise ValueError(f"{name}={text!r} is not an integer") from None
-    if value < minimum:
-        raise ValueError(f"{name}={value} must be at least {minimum}")
-    return value
-
-
-def _float_env(environ: Mapping[str, str], name: str, default: float) -> float:
-    text = environ.get(name)
-    if text is None or text == "":
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"{name}={text!r} is not a number") from None
-    if not (0 < value < float("inf")):
-        raise ValueError(f"{name}={value!r} must be a finite number > 0")
+        raise ValueError(f"{name}={text!r} is not {'an integer' if kind is int else 'a number'}") from None
+    if not (minimum <= value < float("inf")):
+        raise ValueError(f"{name}={value!r} must be a finite number, at least {minimum}")
     return value
 
 
@@ -105,20 +93,21 @@ def gpu_tier_settings(environ: Mapping[str, str] = os.environ) -> GpuTierSetting
     if rehearsal:
         return GpuTierSettings(
             rehearsal=True, device="cpu",
-            test_images=_int_env(environ, "GREENBENCH_GPU_TEST_IMAGES", 128),
-            fp16_runs=_int_env(environ, "GREENBENCH_FP16_RUNS", 2, minimum=2),
+            test_images=_number_env(environ, "GREENBENCH_GPU_TEST_IMAGES", 128),
+            fp16_runs=_number_env(environ, "GREENBENCH_FP16_RUNS", 2, minimum=2),
             half_dtype=torch.bfloat16, window_floor_s=0.0, window_cap_s=0.05, idle_seconds=0.05,
-            mnist_epochs=_int_env(environ, "GREENBENCH_MNIST_EPOCHS", 1),
-            mnist_trainings=_int_env(environ, "GREENBENCH_MNIST_TRAININGS", 2, minimum=2),
-            mnist_train_limit=_int_env(environ, "GREENBENCH_MNIST_TRAIN_LIMIT", 256))
+            mnist_epochs=_number_env(environ, "GREENBENCH_MNIST_EPOCHS", 1),
+            mnist_trainings=_number_env(environ, "GREENBENCH_MNIST_TRAININGS", 2, minimum=2),
+            mnist_train_limit=_number_env(environ, "GREENBENCH_MNIST_TRAIN_LIMIT", 256))
     limit = environ.get("GREENBENCH_MNIST_TRAIN_LIMIT")
     images = environ.get("GREENBENCH_GPU_TEST_IMAGES")
     return GpuTierSettings(
         rehearsal=False, device="cuda",
-        test_images=_int_env(environ, "GREENBENCH_GPU_TEST_IMAGES", 0) if images else None,
-        fp16_runs=_int_env(environ, "GREENBENCH_FP16_RUNS", 10, minimum=2),
+        test_images=_number_env(environ, "GREENBENCH_GPU_TEST_IMAGES", 0) if images else None,
+        fp16_runs=_number_env(environ, "GREENBENCH_FP16_RUNS", 10, minimum=2),
         half_dtype=torch.float16,
-        window_floor_s=0.5, window_cap_s=_float_env(environ, "GREENBENCH_WINDOW_CAP_S", 2.0), idle_seconds=2.0,
-        mnist_epochs=_int_env(environ, "GREENBENCH_MNIST_EPOCHS", 2),
-        mnist_trainings=_int_env(environ, "GREENBENCH_MNIST_TRAININGS", 3, minimum=2),
-        mnist_train_limit=_int_env(environ, "GREENBENCH_MNIST_TRAIN_LIMIT", 0) if limit else None)
+        window_floor_s=0.5, window_cap_s=_number_env(environ, "GREENBENCH_WINDOW_CAP_S", 1.5, float, 0.01),
+        idle_seconds=2.0,
+        mnist_epochs=_number_env(environ, "GREENBENCH_MNIST_EPOCHS", 2),
+        mnist_trainings=_number_env(environ, "GREENBENCH_MNIST_TRAININGS", 3, minimum=2),
+        mnist_train_limit=_number_env(environ, "GREENBENCH_MNIST_TRAIN_LIMIT", 0) if limit else None)

@@ -44,6 +44,15 @@ CLAIMS: dict[str, Claim] = {c.id: c for c in (
           "emissions = energy (kWh) × regional carbon intensity (kg CO2/kWh)"),
     Claim("affine-quantization", "003",
           "Q(r) = Int(r/S) − Z with S = (β − α)/(2^b − 1); calibration chooses [α, β]"),
+    Claim("pruning-structure", "003, Aceleração universal vs específica",
+          "removing whole filters/neurons gives a smaller network that runs faster anywhere but costs more "
+          "accuracy than masking individual weights, which needs special hardware to gain speed"),
+    Claim("distillation", "003, Destilação de Conhecimento",
+          "a small student trained on a teacher's temperature-softened outputs learns more than on the labels "
+          "alone (38 M → 159 K parameters without accuracy loss)"),
+    Claim("combined-compression", "003, Juntando técnicas",
+          "combining techniques (pruning + quantization, distillation + quantization) compresses further than "
+          "quantization alone"),
 )}
 
 

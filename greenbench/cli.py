@@ -20,12 +20,21 @@ def _cmd_train(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads or torch.get_num_threads())
     dataset = load_dataset(args.dataset, allow_download=args.download or None)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    teacher = None
+    if args.teacher:
+        from .training import load_checkpoint
+
+        teacher, teacher_meta = load_checkpoint(Path(args.teacher))
     result = train_network(args.network, dataset, args.epochs, batch_size=args.batch_size, seed=args.seed,
-                           amp=args.amp, device=device, progress=not args.quiet, train_limit=args.train_limit)
+                           amp=args.amp, device=device, progress=not args.quiet, train_limit=args.train_limit,
+                           teacher=teacher, temperature=args.temperature, alpha=args.alpha)
     save_checkpoint(result.model, out, network=args.network, dataset=args.dataset,
                     data_checksum=dataset.checksum, seed=args.seed, epochs=args.epochs,
                     best_epoch=result.best_epoch, batch_size=args.batch_size, amp=args.amp, device=device,
                     train_limit=args.train_limit, training_seconds=round(result.seconds, 1),
+                    teacher=teacher_meta["weights_sha256"] if teacher is not None else None,
+                    temperature=args.temperature if teacher is not None else None,
+                    alpha=args.alpha if teacher is not None else None,
                     validation_accuracy=result.validation_accuracy, test_accuracy=result.test_accuracy,
                     history=result.history)
     print(f"{args.network}: best epoch {result.best_epoch}, validation accuracy {result.validation_accuracy:.4f}, "
@@ -233,6 +242,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--output")
     train.add_argument("--quiet", action="store_true")
     train.add_argument("--skip-existing", action="store_true", help="do nothing if the checkpoint exists")
+    train.add_argument("--teacher", help="a checkpoint to distil from (soft targets at --temperature, weight --alpha)")
+    train.add_argument("--temperature", type=float, default=4.0, help="distillation temperature T (default 4)")
+    train.add_argument("--alpha", type=float, default=0.9,
+                       help="weight of the distillation loss against the labels' (default 0.9)")
     train.set_defaults(func=_cmd_train)
 
     run = sub.add_parser("run", help="the main job: run the claims on this hardware and write the report")

@@ -89,6 +89,23 @@ class GoogLeNet(nn.Module):
         return self.classifier(self.features(x))
 
 
+class StudentCNN(nn.Module):
+    """The distillation student (seed 003's claim): three 3×3 conv layers and one dense layer, 24 K
+    parameters — 1/22 of the GoogLeNet teacher's 535 K."""
+
+    def __init__(self, in_channels: int = 3, image_size: int = 32, num_classes: int = 10):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, 16, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1),
+        )
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(64, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
 class VGG11(nn.Module):
     CONFIG = (64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M")
 
@@ -175,6 +192,7 @@ NETWORKS: dict[str, NetworkSpec] = {
         NetworkSpec("resnet34", ResNet34, (3, 32, 32)),
         NetworkSpec("lenet5-mnist", LeNet5, (1, 28, 28)),
         NetworkSpec("alexnet-mnist", AlexNet, (1, 28, 28)),
+        NetworkSpec("student", StudentCNN, (3, 32, 32)),
     )
 }
 CIFAR_NETWORKS = ("lenet5", "alexnet", "googlenet", "vgg11", "resnet34")

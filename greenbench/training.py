@@ -61,8 +61,14 @@ def _accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
 
 def train_network(network: str, dataset: Dataset, epochs: int, *, batch_size: int = 32, lr: float = 1e-3,
                   seed: int = SPLIT_SEED, amp: bool = False, device: str = "cpu", progress: bool = True,
-                  train_limit: int | None = None) -> TrainingResult:
-    """Train `network` on `dataset` with seed 000's protocol; `train_limit` caps the training images."""
+                  train_limit: int | None = None, teacher: nn.Module | None = None, temperature: float = 4.0,
+                  alpha: float = 0.9) -> TrainingResult:
+    """Train `network` on `dataset` with seed 000's protocol; `train_limit` caps the training images.
+
+    With a `teacher`, the student learns from its temperature-softened outputs as well (Hinton's soft
+    targets, response-based offline distillation, seed 003): loss = α·T²·KL(teacher_T ‖ student_T) +
+    (1 − α)·cross-entropy on the labels; the teacher's logits are computed once, in eval mode.
+    """
     from tqdm.auto import tqdm
 
     for name, value in (("epochs", epochs), ("batch_size", batch_size)):
@@ -73,6 +79,8 @@ def train_network(network: str, dataset: Dataset, epochs: int, *, batch_size: in
         raise ValueError(f"train_limit must be an integer ≥ 1 (or None for every image), got {train_limit!r}")
     if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
         raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
+    if teacher is not None and not (math.isfinite(temperature) and temperature > 0 and 0 <= alpha <= 1):
+        raise ValueError(f"distillation needs temperature > 0 and alpha in [0, 1], got {temperature!r}, {alpha!r}")
     spec = network_spec(network)
     torch.manual_seed(seed)
     model = build_network(network, seed=seed).to(device)
@@ -81,8 +89,12 @@ def train_network(network: str, dataset: Dataset, epochs: int, *, batch_size: in
         train_idx, val_idx = train_idx[:train_limit], val_idx[:train_limit]
     x_train = to_network_input(dataset.train_images[train_idx], spec.input_shape)
     y_train = torch.from_numpy(dataset.train_labels[train_idx])
+    soft = None
+    if teacher is not None:  # offline distillation: the teacher's softened outputs, once per image
+        soft = torch.softmax(torch.from_numpy(predict_logits(teacher, x_train, device=device)) / temperature, 1)
     if torch.device(device).type == "cuda":  # staged once: per-batch host-to-device copies would dominate
         x_train, y_train = x_train.to(device), y_train.to(device)
+        soft = soft.to(device) if soft is not None else None
     x_val = to_network_input(dataset.train_images[val_idx], spec.input_shape)
     y_val = dataset.train_labels[val_idx]
     optimiser = torch.optim.Adam(model.parameters(), lr=lr)
@@ -105,7 +117,12 @@ def train_network(network: str, dataset: Dataset, epochs: int, *, batch_size: in
             xb, yb = x_train[idx].to(device), y_train[idx].to(device)
             optimiser.zero_grad(set_to_none=True)
             with autocast_context(device, amp_dtype):
-                loss = loss_fn(model(xb), yb)
+                logits = model(xb)
+                loss = loss_fn(logits, yb)
+                if soft is not None:
+                    kd = nn.functional.kl_div(torch.log_softmax(logits.float() / temperature, 1), soft[idx].to(device),
+                                              reduction="batchmean")
+                    loss = alpha * temperature**2 * kd + (1 - alpha) * loss
             scaler.scale(loss).backward()
             scaler.step(optimiser)
             scaler.update()

@@ -1,0 +1,112 @@
+"""Claim `combined-compression` — seed 003, slide "Juntando técnicas".
+
+"Besides applying the techniques alone, combining them compresses further: distillation +
+quantization, pruning + quantization."
+
+At `compression-8x`'s budget (≤ 0.8 pp top-1 and top-5 loss against the original FP32 network, 10,000
+test images, the thesis grid's budget search), the lowest rate reached by
+- quantizing the original alone (compression-8x's own study);
+- pruning, then quantizing: magnitude pruning at 30/50/70 % (pruned weights exactly 0, so the
+  deadzone's zero bin takes them), the quantizer's share of the budget being what pruning left;
+- quantizing the distilled student (GoogLeNet's only; nightly): its budget is its own accuracy loss,
+  and its gap to the teacher is recorded beside it.
+Figures: bits per weight (H), bits per model (H × weights, a smaller student stores fewer weights)
+and the real container bytes. Holds when some combination stores the model in fewer bits than
+quantization alone.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from greenbench.claims import Metric
+from greenbench.compression import study_network
+from greenbench.onnxcodec import encode_container, export_onnx
+from greenbench.pruning import magnitude_prune
+from greenbench.training import predict_logits
+from suite.tiers import network_params
+
+pytestmark = [pytest.mark.claim("combined-compression"), pytest.mark.slow]
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+BUDGET_PP = 0.8
+SPARSITIES = (0.3, 0.5, 0.7)
+
+
+def _route(name, study, proto):
+    best = study.best
+    if best is None:
+        return None
+    container = encode_container(proto, best.setting.make())
+    weights = container.weight_count
+    return {"route": name, "setting": best.setting.label, "H": best.entropy, "weights": weights,
+            "bits": best.entropy * weights, "container bytes": len(container.data)}
+
+
+def _pruned_routes(network, trained_networks):
+    model, _ = trained_networks.checkpoint(network)
+    x, y = trained_networks.test_set(network)
+    original = trained_networks.compression_study(network)
+    routes = [_route("quantized", original, trained_networks.onnx(network))]
+    for sparsity in SPARSITIES:
+        pruned = magnitude_prune(model, sparsity)
+        logits = predict_logits(pruned, torch.from_numpy(x))
+        top1 = float((logits.argmax(1) == y).mean())
+        left = BUDGET_PP - 100 * (original.original_top1 - top1)  # what pruning left of the budget
+        if left <= 0:
+            continue
+        proto = export_onnx(pruned, (3, 32, 32))
+        study = study_network(f"{network}-pruned", proto, x, y, budget_pp=left)
+        route = _route(f"pruned {100 * sparsity:.0f}% + quantized", study, proto)
+        if route:
+            routes.append(route)
+    return routes
+
+
+@pytest.mark.parametrize("network", network_params(("lenet5", "googlenet")))
+def test_pruning_then_quantizing_stores_fewer_bits(network, trained_networks, claim):
+    routes = [r for r in _pruned_routes(network, trained_networks) if r]
+    alone = routes[0]
+    best = min(routes, key=lambda r: r["bits"])
+    claim.verdict(best["bits"] < alone["bits"], claimed="pruning + quantization compresses further than quantization",
+                  tolerance="fewer bits per model than quantization alone, both within 0.8 pp",
+                  measured={"alone": f"{alone['setting']}, H {alone['H']:.3f}, {alone['container bytes']:,} B",
+                            **{r["route"]: f"{r['setting']}, H {r['H']:.3f}, {r['container bytes']:,} B"
+                               for r in routes[1:]},
+                            "best": best["route"], "bits ratio best/alone": best["bits"] / alone["bits"]},
+                  metrics={"bits_ratio": Metric(best["bits"] / alone["bits"], 0.0, "lower")},
+                  inputs=trained_networks.inputs(network))
+
+
+@pytest.mark.nightly
+def test_quantizing_the_distilled_student_stores_fewer_bits(trained_networks, claim):
+    from greenbench.training import load_checkpoint
+
+    path = FIXTURES / "student-distilled-fashion-mnist.safetensors"
+    if not path.is_file():
+        pytest.skip(f"no {path.name}: see suite/test_claim_distillation.py")
+    student, meta = load_checkpoint(path)
+    x, y = trained_networks.test_set("googlenet")
+    proto = export_onnx(student, (3, 32, 32))
+    study = study_network("student", proto, x, y, budget_pp=BUDGET_PP)
+    student_route = _route("distilled student + quantized", study, proto)
+    teacher = _route("quantized", trained_networks.compression_study("googlenet"), trained_networks.onnx("googlenet"))
+    teacher_top1 = trained_networks.compression_study("googlenet").original_top1
+    claim.verdict(student_route is not None and student_route["bits"] < teacher["bits"],
+                  claimed="distillation + quantization compresses further than quantizing the teacher",
+                  tolerance="fewer bits per model (each within 0.8 pp of its own FP32 accuracy)",
+                  measured={"teacher": f"{teacher['setting']}, H {teacher['H']:.3f}, {teacher['weights']:,} weights, "
+                                       f"{teacher['container bytes']:,} B",
+                            "student": f"{student_route['setting']}, H {student_route['H']:.3f}, "
+                                       f"{student_route['weights']:,} weights, {student_route['container bytes']:,} B"
+                            if student_route else "none within the budget",
+                            "bits ratio student/teacher": student_route["bits"] / teacher["bits"] if student_route
+                            else float("nan"),
+                            "student acc": study.original_top1, "teacher acc": teacher_top1,
+                            "gap to teacher pp": 100 * (teacher_top1 - study.original_top1)},
+                  metrics={"bits_ratio": Metric(student_route["bits"] / teacher["bits"], 0.0, "lower")}
+                  if student_route else {},
+                  inputs={**trained_networks.inputs("googlenet"), "student_sha256": meta["weights_sha256"]})

@@ -1,0 +1,113 @@
+"""Claim `pruning-structure` — seed 003, slides "Aceleração universal vs específica".
+
+"Removing whole structures (filters, neurons) leaves a regular, smaller network that runs faster on
+any hardware; removing individual weights (a [0, 1] mask) leaves an irregular one that needs special
+hardware to gain speed. Structured pruning usually costs more accuracy than unstructured pruning."
+
+On the trained fixtures, without retraining: structured pruning removes the fraction f ∈ {5 … 70 %}
+of every prunable layer's filters or neurons with the smallest L1 (and, separately, L2) norm and
+rebuilds the network physically smaller; unstructured magnitude pruning masks the same fraction of
+all conv and dense weights as the structured network lost (equal sparsity, 18–91 %). Accuracy on
+the 10,000 test images; inference time of 500 images (median of 5, one run, this CPU) as a ratio to
+the unpruned network's.
+- accuracy: at equal sparsity the structured loss is the larger one on average, and never smaller by
+  more than 2 binomial SEs at any level;
+- speed: at the largest sparsity the structured network takes ≤ 80 % of the original's time while
+  the masked one takes ≥ 85 % (a mask does not speed up dense kernels).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from greenbench.claims import Metric
+from greenbench.data import to_network_input
+from greenbench.pruning import inference_seconds, magnitude_prune, structured_prune, weight_sparsity
+from greenbench.training import predict_logits
+from suite.tiers import network_params
+
+pytestmark = [pytest.mark.claim("pruning-structure"), pytest.mark.slow]
+
+FRACTIONS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
+TIMING_IMAGES = 500
+
+
+@pytest.fixture(scope="module")
+def sweeps(trained_networks, save_artifact):
+    cache = {}
+
+    def sweep(network):
+        if network not in cache:
+            model, _ = trained_networks.checkpoint(network)
+            x = to_network_input(trained_networks.dataset.test_images)
+            y = trained_networks.dataset.test_labels
+            timing = x[:TIMING_IMAGES]
+            base_time = inference_seconds(model, timing)
+
+            def accuracy(m):
+                return float((predict_logits(m, x).argmax(1) == y).mean())
+
+            rows = []
+            for fraction in FRACTIONS:
+                row = {"fraction": fraction}
+                for norm in ("l1", "l2"):
+                    pruned = structured_prune(model, fraction, norm)
+                    row[f"sparsity_{norm}"] = weight_sparsity(model, pruned)
+                    row[f"structured_{norm}"] = accuracy(pruned)
+                    if norm == "l1":
+                        row["structured_time_ratio"] = inference_seconds(pruned, timing) / base_time
+                masked = magnitude_prune(model, row["sparsity_l1"])
+                row["unstructured"] = accuracy(masked)
+                row["masked_time_ratio"] = inference_seconds(masked, timing) / base_time
+                rows.append(row)
+            cache[network] = {"original": accuracy(model), "rows": rows, "images": len(y),
+                              "threads": torch.get_num_threads()}
+            save_artifact(f"pruning_{network}.json", cache[network])
+        return cache[network]
+
+    return sweep
+
+
+def _table(result) -> str:
+    return "; ".join(f"{100 * r['sparsity_l1']:.0f}%: {100 * r['structured_l1']:.1f}/{100 * r['unstructured']:.1f}"
+                     for r in result["rows"])
+
+
+@pytest.mark.parametrize("network", network_params(("lenet5", "googlenet")))
+def test_structured_pruning_loses_more_accuracy_at_equal_sparsity(network, sweeps, trained_networks, claim):
+    result = sweeps(network)
+    n, base = result["images"], result["original"]
+    gaps = np.array([r["unstructured"] - r["structured_l1"] for r in result["rows"]])  # > 0: structured worse
+    se = np.array([np.sqrt(max(r["unstructured"] * (1 - r["unstructured"]), 1e-4) / n) for r in result["rows"]])
+    l2_gaps = np.array([r["unstructured"] - r["structured_l2"] for r in result["rows"]])
+    holds = gaps.mean() > 0 and bool(np.all(gaps > -2 * se))
+    claim.verdict(holds, claimed="structured pruning costs more accuracy than unstructured (slides: usually)",
+                  tolerance="mean gap > 0 and no level where structured is better by > 2 SE",
+                  measured={"original acc": base, "acc structured/unstructured (L1) by sparsity": _table(result),
+                            "mean gap pp (L1)": 100 * gaps.mean(), "mean gap pp (L2)": 100 * l2_gaps.mean(),
+                            "sparsity range %": f"{100 * result['rows'][0]['sparsity_l1']:.0f}–"
+                                                f"{100 * result['rows'][-1]['sparsity_l1']:.0f}"},
+                  metrics={"mean_gap_pp": Metric(100 * gaps.mean(), 100 * float(se.mean()) / np.sqrt(len(se)), None,
+                                                 "pp")},
+                  inputs=trained_networks.inputs(network))
+
+
+@pytest.mark.parametrize("network", network_params(("lenet5", "googlenet")))
+def test_structured_network_runs_faster_the_masked_one_does_not(network, sweeps, trained_networks, claim):
+    result = sweeps(network)
+    last = result["rows"][-1]
+    holds = last["structured_time_ratio"] <= 0.8 and last["masked_time_ratio"] >= 0.85
+    claim.verdict(holds, claimed="a physically smaller network runs faster; a masked one does not (slides)",
+                  tolerance="at the largest sparsity: structured time ≤ 0.8×, masked ≥ 0.85× the original's",
+                  measured={"sparsity %": 100 * last["sparsity_l1"],
+                            "structured time ratio by sparsity": ", ".join(
+                                f"{100 * r['sparsity_l1']:.0f}%: {r['structured_time_ratio']:.2f}"
+                                for r in result["rows"]),
+                            "masked time ratio by sparsity": ", ".join(
+                                f"{100 * r['sparsity_l1']:.0f}%: {r['masked_time_ratio']:.2f}" for r in result["rows"]),
+                            "threads": result["threads"]},
+                  metrics={"structured_time_ratio": Metric(last["structured_time_ratio"], 0.1, "lower"),
+                           "masked_time_ratio": Metric(last["masked_time_ratio"], 0.1, None)},
+                  inputs=trained_networks.inputs(network))

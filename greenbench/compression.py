@@ -272,10 +272,11 @@ class SnrEvaluation(_Rated):
 class OutputSnrEvaluator:
     """For models that are not classifiers: each setting's output SNR against the FP32 outputs."""
 
-    def __init__(self, proto: onnx.ModelProto, inputs: np.ndarray):
+    def __init__(self, proto: onnx.ModelProto, inputs: np.ndarray, reference: np.ndarray | None = None):
+        """`reference`: the FP32 model's outputs on `inputs`, when the caller has them already."""
         self.proto = proto
         self.inputs = np.ascontiguousarray(inputs)
-        self.reference = run_onnx(session(proto), self.inputs).astype(np.float64)
+        self.reference = (run_onnx(session(proto), self.inputs) if reference is None else reference).astype(np.float64)
         self._weights = flat_weights(proto)
         self.interval = covering_interval(self._weights)
         self.evaluations = 0

@@ -202,29 +202,24 @@ def _coded_near_8x(rows: list[dict[str, Any]], grid, w: np.ndarray) -> dict[str,
     return out
 
 
-def _is_classifier(model: UserModel, data: ModelData) -> bool:
-    out = run_onnx(session(model.proto), data.inputs[:2])
-    return out.ndim == 2 and out.shape[1] >= 2
-
-
 def _budget_study(model: UserModel, data: ModelData, budget_pp: float, min_snr_db: float,
                   families: Sequence[str] | None, say: Callable[[str], None]) -> dict[str, Any]:
+    reference = None if data.labels is not None else run_onnx(session(model.proto), data.inputs)
     if data.labels is not None:
         fidelity, labels = "top-1 and top-5 accuracy loss (pp) on the given labels", data.labels
-    elif _is_classifier(model, data):
+    elif reference.ndim == 2 and reference.shape[1] >= 2:  # a classifier: its own predictions are the labels
         fidelity = "top-1 agreement loss (pp) against the FP32 model's own predictions (no labels)"
-        labels = run_onnx(session(model.proto), data.inputs).argmax(1)
+        labels = reference.argmax(1)
     else:
         say(f"budget search: output SNR ≥ {min_snr_db:g} dB against the FP32 outputs, {len(data.inputs)} inputs")
-        evaluator = OutputSnrEvaluator(model.proto, data.inputs)
+        evaluator = OutputSnrEvaluator(model.proto, data.inputs, reference)
         per_family = budget_search(evaluator, select_families(thesis_grid(evaluator.interval), families), min_snr_db)
-        best = {f: e for f, e in per_family.items()}
         return {"fidelity": f"output SNR (dB) against the FP32 model's own outputs, at least {min_snr_db:g} dB",
                 "budget": min_snr_db, "images": len(data.inputs), "evaluations": evaluator.evaluations,
                 "points": [{"family": e.setting.family, "setting": e.setting.label, "entropy": e.entropy,
                             "snr_db": e.snr_db, "cr": e.compression_ratio} for e in evaluator.evaluated()],
                 "best_per_family": {f: _best_row(model, e, {"snr_db": e.snr_db} if e else {})
-                                    for f, e in best.items()}}
+                                    for f, e in per_family.items()}}
     say(f"budget search: {fidelity}, budget {budget_pp:g}, {len(data.inputs)} inputs")
     study: NetworkStudy = study_network(model.path.stem, model.proto, data.inputs, labels, budget_pp, families)
     result = study.to_json()

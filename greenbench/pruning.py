@@ -40,11 +40,6 @@ def weight_count(model: nn.Module) -> int:
     return sum(m.weight.numel() for m in model.modules() if isinstance(m, PRUNABLE))
 
 
-def zero_fraction(model: nn.Module) -> float:
-    weights = [m.weight.detach() for m in model.modules() if isinstance(m, PRUNABLE)]
-    return float(sum(int((w == 0).sum()) for w in weights) / sum(w.numel() for w in weights))
-
-
 def magnitude_prune(model: nn.Module, sparsity: float) -> nn.Module:
     """A copy with the `sparsity` fraction of smallest-|w| conv and dense weights set to 0 (one global rank)."""
     sparsity = _check_fraction(sparsity, "sparsity")
@@ -92,7 +87,7 @@ def _inception_groups(prefix: str, module: Inception, readers: list[tuple[str, i
     offset = 0
     for branch, out in (("branch1", ""), ("branch3", ".1"), ("branch5", ".1"), ("branch_pool", ".1")):
         conv, bn = _conv_bn(f"{prefix}.{branch}{out}" if out else f"{prefix}.{branch}")
-        channels = _module(module, conv.removeprefix(prefix + ".")).out_channels
+        channels = module.get_submodule(conv.removeprefix(prefix + ".")).out_channels
         groups.append(ChannelGroup(conv, tuple(Consumer(path, offset, unit) for path, unit in readers), bn))
         offset += channels
     return groups
@@ -123,10 +118,6 @@ def channel_groups(model: nn.Module) -> list[ChannelGroup]:
         groups += _inception_groups("features.3", model.features[3], [("classifier.2", 1)])
         return groups
     raise ValueError(f"structured pruning knows LeNet5, GoogLeNet and StudentCNN, not {type(model).__name__}")
-
-
-def _module(root: nn.Module, path: str) -> nn.Module:
-    return root.get_submodule(path)
 
 
 def _replace(root: nn.Module, path: str, new: nn.Module) -> None:
@@ -179,7 +170,7 @@ def structured_prune(model: nn.Module, fraction: float, norm: str = "l1") -> nn.
     keep_out: dict[str, torch.Tensor] = {}
     keep_in: dict[str, torch.Tensor] = {}
     for group in groups:  # decided on the unpruned weights, all at once
-        layer = _module(pruned, group.producer)
+        layer = pruned.get_submodule(group.producer)
         channels = layer.weight.shape[0]
         kept = max(1, channels - int(round(fraction * channels)))
         order = torch.argsort(_filter_norms(layer, norm), descending=True, stable=True)
@@ -187,17 +178,18 @@ def structured_prune(model: nn.Module, fraction: float, norm: str = "l1") -> nn.
         keep[order[:kept]] = True
         keep_out[group.producer] = keep
         for consumer in group.consumers:
-            reader = _module(pruned, consumer.path)
+            reader = pruned.get_submodule(consumer.path)
             mask = keep_in.setdefault(consumer.path, torch.ones(reader.weight.shape[1], dtype=torch.bool))
             start = consumer.offset * consumer.unit
             mask[start:start + channels * consumer.unit] = keep.repeat_interleave(consumer.unit)
     norms = {g.producer: g.norm for g in groups}
     for path in sorted(set(keep_out) | set(keep_in)):
         out = keep_out.get(path)
-        _replace(pruned, path, _shrunk(_module(pruned, path), None if out is None else torch.flatten(out.nonzero()),
-                                       None if path not in keep_in else torch.flatten(keep_in[path].nonzero())))
+        kept_in = torch.flatten(keep_in[path].nonzero()) if path in keep_in else None
+        _replace(pruned, path, _shrunk(pruned.get_submodule(path),
+                                       None if out is None else torch.flatten(out.nonzero()), kept_in))
         if norms.get(path):
-            _replace(pruned, norms[path], _shrunk_norm(_module(pruned, norms[path]), torch.flatten(out.nonzero())))
+            _replace(pruned, norms[path], _shrunk_norm(pruned.get_submodule(norms[path]), torch.flatten(out.nonzero())))
     return pruned
 
 

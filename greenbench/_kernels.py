@@ -12,6 +12,9 @@ import math
 
 import numba as nb
 import numpy as np
+from llvmlite import ir as llvm_ir
+from numba.core import types
+from numba.extending import intrinsic
 
 # Below this many elements a parallel loop costs more in thread wake-ups than it saves.
 PARALLEL_MIN = 1 << 16
@@ -39,26 +42,26 @@ class _Kernel:
 # with "underlying object has vanished"). A first call costs 0.2-1.4 s of compilation; choosing the
 # rule by a flag inside the loop instead would cost about half again the time of every call.
 
-@nb.njit(inline="always")
+@nb.njit
 def midtread_rule(t, delta):
     """Eq. 2.21, round(t) with ties away from zero (t = |X|/Δ)."""
     f = math.floor(t)
     return np.int64(f) + (1 if t - f >= 0.5 else 0)
 
 
-@nb.njit(inline="always")
+@nb.njit
 def midrise_rule(t, delta):
     """Eq. 2.23, ⌈t⌉ taken as ⌊t⌋ + 1 (bins [kΔ, (k+1)Δ)), so that X = 0 maps to +1 (s(0) = +1)."""
     return np.int64(math.floor(t)) + 1
 
 
-@nb.njit(inline="always")
+@nb.njit
 def deadzone_rule(t, delta):
     """Eq. 2.25: 0 if t < δ, else ⌊t − δ⌋ + 1."""
     return np.int64(0) if t < delta else np.int64(math.floor(t - delta)) + 1
 
 
-@nb.njit(inline="always")
+@nb.njit
 def uniform_index(v, step, delta, qmax, magnitude_rule):
     """s(X)·min(rule(|X|/Δ), qmax) for one of the magnitude rules above.
 
@@ -70,7 +73,7 @@ def uniform_index(v, step, delta, qmax, magnitude_rule):
     return -q if v < 0 else q
 
 
-@nb.njit(inline="always")
+@nb.njit
 def uniform_value(k, step, offset, qmax, allow_zero):
     """X̂ = s(q)·Δ·(|q| + offset), 0 for q = 0: Eqs. 2.22 (offset 0), 2.24 (−½), 2.26 (δ − ½); NaN if invalid."""
     a = abs(k)
@@ -82,7 +85,7 @@ def uniform_value(k, step, offset, qmax, allow_zero):
     return -r if k < 0 else r
 
 
-@nb.njit(inline="always")
+@nb.njit
 def affine_index(v, scale, zero_point, qmin, qmax):
     """Seed 003: Q(r) = Int(r/S) − Z with Int rounding half up, clipped to [qmin, qmax].
 
@@ -96,7 +99,7 @@ def affine_index(v, scale, zero_point, qmin, qmax):
     return np.int64(math.floor(f)) - zero_point
 
 
-@nb.njit(inline="always")
+@nb.njit
 def affine_value(k, scale, zero_point, qmin, qmax):
     """r̂ = S·(q + Z); NaN outside [qmin, qmax]."""
     return scale * (k + zero_point) if qmin <= k <= qmax else math.nan
@@ -118,15 +121,13 @@ def to_indices(x, out, rule, a, b, c, d):
 
 @functools.partial(_Kernel, cache=False)
 def to_values(q, out, rule, a, b, c, d):
-    """out[i] = rule(q[i], a, b, c, d); returns how many indices the rule rejected (NaN)."""
+    """out[i] = rule(q[i], a, b, c, d); returns how many indices the rule rejected (NaN, left in out)."""
     bad = 0
     for i in nb.prange(q.size):
         r = rule(np.int64(q[i]), a, b, c, d)
-        if math.isnan(r):
+        if math.isnan(r):  # an if, not `bad += isnan(r)`: numba runs a loop with a boolean sum serially
             bad += 1
-            out[i] = 0.0
-        else:
-            out[i] = r
+        out[i] = r
     return bad
 
 
@@ -157,3 +158,113 @@ def index_histogram(q, lo, bins, chunks):
     for c in nb.prange(chunks):
         partial[c] = _count(q[c * per: min(q.size, (c + 1) * per)], lo, bins)
     return partial.sum(axis=0)
+
+
+# Bit access to float64 (LLVM bitcasts): exponents and powers of two without libm's frexp/ldexp calls.
+
+@intrinsic
+def float_bits(typingctx, x):
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], llvm_ir.IntType(64))
+    return types.int64(types.float64), codegen
+
+
+@intrinsic
+def bits_float(typingctx, b):
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], llvm_ir.DoubleType())
+    return types.float64(types.int64), codegen
+
+
+@nb.njit
+def exponent_of(a):
+    """frexp(a)[1] − 1 for a ≥ 0: ⌊log2 a⌋ (−1 for 0, as frexp gives)."""
+    biased = (float_bits(a) >> 52) & 0x7FF
+    return biased - 1023 if biased != 0 else math.frexp(a)[1] - 1  # float64 subnormals and 0: rare
+
+
+@nb.njit
+def power_of_two(k):
+    """ldexp(1.0, k)."""
+    return bits_float(np.int64(k + 1023) << 52) if -1022 <= k <= 1023 else math.ldexp(1.0, k)
+
+
+# Minifloat (thesis Eqs. 2.29–2.30). `layout` is (mantissa bits, bias, lowest and highest normal
+# exponent code, subnormal mode, index offset); mode 0: no zero, 1: zero, 2: zero and subnormals.
+# Every result equals the float64 reference's: scalings by powers of two are exact, rint is ties-to-even.
+
+@nb.njit
+def minifloat_index(v, scale, min_normal, max_value, layout):
+    m, bias, code_lo, code_hi, mode, offset = layout
+    xs = v / scale
+    a = abs(xs)
+    if a >= max_value:  # saturates (an input that overflows to inf too)
+        r = max_value
+    else:
+        e = min(max(exponent_of(a), code_lo - bias), code_hi - bias)
+        r = min(np.rint(a * power_of_two(m - e)) * power_of_two(e - m), max_value)
+        if r < min_normal:
+            if mode == 1:
+                r = 0.0 if a <= min_normal / 2 else min_normal
+            elif mode == 0:
+                r = min_normal
+    if r >= min_normal:
+        e = exponent_of(r)
+        mag = ((e + bias) << m) + np.int64(np.rint(r * power_of_two(m - e))) - (np.int64(1) << m) + offset
+    else:  # zero or a subnormal: its multiple of the subnormal quantum
+        mag = np.int64(np.rint(r * (1.0 / power_of_two(1 - bias - m)))) + offset
+    return -mag if xs < 0 else mag
+
+
+@nb.njit
+def minifloat_value(k, scale, min_normal, max_value, layout):
+    """The value of index k, or NaN for an index the format never produces."""
+    m, bias, code_lo, code_hi, mode, offset = layout
+    mag = abs(k) - offset
+    code = mag >> m
+    mant = mag & ((np.int64(1) << m) - 1)
+    if mag < 0 or code > code_hi:
+        return math.nan
+    if code >= code_lo:
+        r = (1.0 + mant * power_of_two(-m)) * power_of_two(code - bias)
+    elif code == 0 and mode > 0 and (mant == 0 or mode == 2):
+        r = mant * power_of_two(1 - bias - m)
+    else:
+        return math.nan
+    return (-r if k < 0 else r) * scale
+
+
+# Tables for a symmetric quantizer whose |index| never decreases with |x| (built by `quantizers._Tabled`):
+# thresholds[r] is where rank r starts, codes[r] is its |index|, and a bucket table keyed by the top
+# bits of |x| (no bucket holds two thresholds) gives the rank at the bucket's start; one comparison
+# finishes. An element costs two loads and no transcendental function.
+
+@_Kernel
+def step_indices(x, out, thresholds, codes, table, first, shift, sign_from):
+    """out[i] = the index of x[i] through the tables; returns how many inputs were NaN or inf."""
+    bad = 0
+    last = table.size - 1
+    for i in nb.prange(x.size):
+        v = np.float64(x[i])
+        a = abs(v)
+        r = table[min(max((float_bits(a) >> shift) - first, 0), last)]
+        r += a >= thresholds[r + 1]
+        k = codes[r]
+        if a < np.inf:
+            out[i] = -k if (v < 0 and a >= sign_from) else k
+        else:
+            bad += 1
+            out[i] = 0
+    return bad
+
+
+@_Kernel
+def gather(q, lo, table, out):
+    """out[i] = table[q[i] − lo]; returns how many were NaN (indices the quantizer never produces)."""
+    bad = 0
+    for i in nb.prange(q.size):
+        r = table[q[i] - lo]
+        if math.isnan(r):
+            bad += 1
+        out[i] = r
+    return bad

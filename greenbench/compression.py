@@ -8,8 +8,13 @@ convolution easily exceeds 1) `covering_interval` widens the interval to the nex
 the steps Δ stay the thesis's 2^(1−i), only the level count at a given step grows.
 `budget_search` finds, per quantizer family, the lowest-entropy setting whose top-1 and top-5 loss
 stay within a budget. The entropy of a setting needs no inference, so each family's settings are
-sorted by entropy and bisected, assuming loss does not grow with entropy inside a family: about
-log2(#settings) evaluations per family instead of all of them.
+taken in order of entropy and the first one within the budget is the pick: the full grid's own pick,
+with no assumption about how loss varies inside a family. Rejecting costs little: a setting is
+screened on a growing prefix of a fixed shuffled order of the test set, and a sequential test on its
+paired predictions against the FP32 model's (`over_budget_evidence`) stops it as soon as its loss on
+the whole set is over the budget with confidence 1 − α. A setting is accepted only on the whole set,
+so every reported pick carries the full figure. Evaluators that cannot screen (output SNR) are
+bisected instead, assuming fidelity does not fall with entropy: about log2(#settings) evaluations.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnx
 
-from .metrics import top_k_accuracy
+from .metrics import top_k_accuracy, true_class_rank
 from .onnxcodec import flat_weights, quantize_model, run_onnx, session
 from .quantizers import MINIFLOAT_FORMATS, Deadzone, Midrise, Midtread, Minifloat, MuLaw, Quantizer
 from .rate import FP32_BITS, entropy_bits
@@ -85,9 +90,48 @@ class Evaluation(_Rated):
     top5: float
     loss_top1_pp: float
     loss_top5_pp: float
+    images: int  # how many test images the figures above come from
+    complete: bool = True  # False: rejected on a prefix of the test set; the figures are the prefix's
 
     def within(self, budget_pp: float) -> bool:
-        return self.loss_top1_pp <= budget_pp and self.loss_top5_pp <= budget_pp
+        return self.complete and self.loss_top1_pp <= budget_pp and self.loss_top5_pp <= budget_pp
+
+
+SCREEN_SEED = 0
+SCREEN_ALPHA = 1e-3  # chance that screening rejects a setting whose whole-set loss is within the budget
+SCREEN_FIRST = 64  # images in the first prefix; each step doubles it
+SCREEN_BETS = 2.0 ** -np.arange(1, 9)  # fractions of the largest safe bet, mixed with equal weights
+
+
+def _hits(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Per image: (top-1 correct, top-5 correct), ties against the true class; a non-finite output is wrong."""
+    finite = np.all(np.isfinite(logits), axis=1)
+    rank = true_class_rank(np.where(finite[:, None], logits, 0.0), labels)
+    return np.stack([finite & (rank <= 1), finite & (rank <= 5)], axis=1)
+
+
+def over_budget_evidence(differences: np.ndarray, population: int, budget: float) -> float:
+    """The largest wealth a bettor reached against "the whole set's loss is ≤ budget" (Ville: ≥ 1/α has chance ≤ α).
+
+    `differences` are the first n paired outcomes (FP32 correct − quantized correct, each −1, 0 or 1) of a random
+    order of a finite set of `population` images; the loss is their mean over the whole set. Under the
+    hypothesis the next outcome's mean, given those before, is at most m = (N·budget − S)/(N − i): sampling
+    without replacement (Waudby-Smith & Ramdas 2020, "Confidence sequences for sampling without replacement").
+    Each bettor stakes a fixed fraction of the largest bet that cannot go below zero, λ = c/(1 + m), on
+    (d − m); the wealth of their average is a nonnegative supermartingale. Concordant pairs (d = 0) cost the
+    bettor a little, discordant ones carry the evidence. Once the outcomes so far exceed N·budget by more than
+    the rest could take back, the evidence is infinite.
+    """
+    d = np.asarray(differences, dtype=np.float64)
+    i = np.arange(d.size)
+    before = np.concatenate([[0.0], np.cumsum(d)[:-1]])
+    m = (population * budget - before) / (population - i)
+    if np.any(before + d - (population - i - 1) > population * budget):
+        return math.inf
+    safe = m < 1  # m ≥ 1: no outcome can beat the hypothesis; no bet
+    stake = np.where(safe, 1.0 / (1.0 + np.maximum(m, -1 + 1e-12)), 0.0)
+    log_wealth = np.cumsum(np.log1p(np.outer(SCREEN_BETS, stake * (d - m))), axis=1)
+    return float(np.max(np.mean(np.exp(log_wealth), axis=0)))
 
 
 class NetworkEvaluator:
@@ -97,12 +141,18 @@ class NetworkEvaluator:
         self.proto = proto
         self.inputs = np.ascontiguousarray(inputs)
         self.labels = np.asarray(labels)
+        if len(self.labels) == 0 or len(self.labels) != len(self.inputs):
+            raise ValueError(f"{len(self.inputs)} inputs and {len(self.labels)} labels: need as many, and some")
         logits = run_onnx(session(proto), self.inputs)
         self.top1 = top_k_accuracy(logits, self.labels, 1)
         self.top5 = top_k_accuracy(logits, self.labels, 5)
+        # the screening order: fixed, so that runs are reproducible; shuffled, so that a prefix is a random sample
+        self.order = np.random.default_rng(SCREEN_SEED).permutation(len(self.labels))
+        self._reference_hits = _hits(logits[self.order], self.labels[self.order])
         self._weights = flat_weights(proto)
         self.original_entropy = entropy_bits(self._weights.view(np.int32))  # of the fp32 bit patterns
         self.evaluations = 0
+        self.image_evaluations = 0
         self.seconds = 0.0
         self.interval = covering_interval(self._weights)
         self._cache: dict[str, Evaluation] = {}
@@ -118,37 +168,63 @@ class NetworkEvaluator:
         return list(self._cache.values())
 
     def evaluate(self, setting: Setting) -> Evaluation:
-        if setting.label not in self._cache:
-            started = time.perf_counter()
-            quantized = quantize_model(self.proto, setting.make())
-            logits = run_onnx(session(quantized.proto), self.inputs)
-            if np.all(np.isfinite(logits)):
-                top1, top5 = top_k_accuracy(logits, self.labels, 1), top_k_accuracy(logits, self.labels, 5)
-            else:  # the setting broke the model (NaN or inf outputs): every prediction counts as wrong
-                top1 = top5 = 0.0
-            self._entropy[setting.label] = quantized.entropy
-            self._cache[setting.label] = Evaluation(setting, quantized.entropy, top1, top5,
-                                                    100 * (self.top1 - top1), 100 * (self.top5 - top5))
-            self.evaluations += 1
-            self.seconds += time.perf_counter() - started
-        return self._cache[setting.label]
+        """Top-1/top-5 of the setting on the whole test set."""
+        return self.screen(setting, None)
+
+    def screen(self, setting: Setting, budget_pp: float | None, alpha: float = SCREEN_ALPHA) -> Evaluation:
+        """The setting on a growing prefix of the test order, stopped as soon as its loss is over the budget
+        with confidence 1 − α (top-1 and top-5 at α/2 each); otherwise, and with no budget, on the whole set."""
+        known = self._cache.get(setting.label)
+        if known is not None and (known.complete or budget_pp is not None):
+            return known
+        started = time.perf_counter()
+        quantized = quantize_model(self.proto, setting.make())
+        sess = session(quantized.proto)
+        n, total = 0, len(self.labels)
+        hits = np.empty((0, 2), bool)
+        while n < total:
+            end = total if budget_pp is None else min(total, max(SCREEN_FIRST, 2 * n))
+            part = self.order[n:end]
+            logits = run_onnx(sess, self.inputs[part])
+            hits = np.concatenate([hits, _hits(logits, self.labels[part])])
+            n = end
+            if n < total and any(over_budget_evidence(self._reference_hits[:n, k].astype(np.int8) - hits[:, k],
+                                                      total, budget_pp / 100) >= 2 / alpha for k in (0, 1)):
+                break
+        reference = self._reference_hits[:n].mean(axis=0)
+        top1, top5 = hits.mean(axis=0)
+        self._entropy[setting.label] = quantized.entropy
+        evaluation = Evaluation(setting, quantized.entropy, float(top1), float(top5), 100 * float(reference[0] - top1),
+                                100 * float(reference[1] - top5), n, complete=n == total)
+        self._cache[setting.label] = evaluation
+        self.evaluations += 1
+        self.image_evaluations += n
+        self.seconds += time.perf_counter() - started
+        return evaluation
 
 
 def full_sweep(evaluator: NetworkEvaluator, grid: dict[str, list[Setting]]) -> list[Evaluation]:
     return [evaluator.evaluate(s) for settings in grid.values() for s in settings]
 
 
-def budget_search(evaluator: NetworkEvaluator, grid: dict[str, list[Setting]],
-                  budget_pp: float = 0.8) -> dict[str, Evaluation | None]:
-    """Per family, the lowest-entropy setting within the budget (None if no setting is)."""
-    check_budget(budget_pp)
-    best: dict[str, Evaluation | None] = {}
+def budget_search(evaluator: NetworkEvaluator | OutputSnrEvaluator, grid: dict[str, list[Setting]],
+                  budget: float = 0.8) -> dict[str, Evaluation | SnrEvaluation | None]:
+    """Per family, the lowest-entropy setting within the budget (None if no setting is).
+
+    A NetworkEvaluator screens the settings in order of entropy (the full grid's pick, at a fraction of its
+    images); other evaluators bisect the entropy order.
+    """
+    check_budget(budget)
+    best: dict[str, Evaluation | SnrEvaluation | None] = {}
     for family, settings in grid.items():
-        ordered = sorted(settings, key=evaluator.entropy)
+        ordered = sorted(settings, key=evaluator.entropy)  # stable: ties keep the grid's order, as the full sweep
+        if isinstance(evaluator, NetworkEvaluator):
+            best[family] = next((e for e in (evaluator.screen(s, budget) for s in ordered) if e.within(budget)), None)
+            continue
         lo, hi = 0, len(ordered)  # position len(ordered) stands for "none is within the budget"
         while lo < hi:  # invariant: everything at or after hi is within the budget
             mid = (lo + hi) // 2
-            if evaluator.evaluate(ordered[mid]).within(budget_pp):
+            if evaluator.evaluate(ordered[mid]).within(budget):
                 hi = mid
             else:
                 lo = mid + 1

@@ -2,11 +2,12 @@
 evaluate it with onnxruntime, and store it as a compressed container.
 
 Container layout (all integers little-endian):
-    magic "GBNNC1" | u32 header length | header JSON | u64 graph length | graph | coded indices
+    magic "GBNNC" | version byte | u32 header length | header JSON | u64 graph length | graph |
+    coded indices | CRC-32
 The header names the quantizer and its parameters and lists the quantized initializers (name,
 shape) in order; the graph is the ONNX model with those initializers emptied; the coded indices are
-one range-coded stream (greenbench.rate) of all quantized weights. Decoding rebuilds exactly the
-model that quantize-then-dequantize produces.
+one context-coded stream (greenbench.contextcoding: per-tensor adaptive models with context) of
+every quantized tensor. Decoding rebuilds exactly the model that quantize-then-dequantize produces.
 """
 
 from __future__ import annotations
@@ -24,11 +25,12 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from .contextcoding import decode_tensors, encode_tensors
 from .quantizers import Quantizer, make_quantizer
-from .rate import CodedIndices, checked_body, decode_indices, encode_indices, entropy_bits, with_checksum
+from .rate import checked_body, entropy_bits, with_checksum
 
 MAGIC = b"GBNNC"
-CONTAINER_VERSION = 2  # MAGIC, version byte, <I header><header><Q graph><graph><coded weights>, CRC-32
+CONTAINER_VERSION = 3  # 3: weights context-coded per tensor (2: one static range-coded stream)
 OPSET = 17
 # Inputs of these operators that hold learned weights and biases (BatchNormalization's scale and bias
 # are learned; its running mean and variance are statistics and are kept in fp32).
@@ -186,19 +188,16 @@ def run_onnx(proto_or_session: Any, inputs: np.ndarray, batch_size: int = 500) -
 class Container:
     data: bytes
     weight_count: int
-    coded: CodedIndices
+    coded_weight_bytes: int  # the coded index stream, its header and checksum included
+    entropy: float  # zeroth-order entropy of all the indices together, bits per weight
 
     @property
     def fp32_weight_bytes(self) -> int:
         return 4 * self.weight_count
 
     @property
-    def coded_weight_bytes(self) -> int:
-        return len(self.coded.data)
-
-    @property
     def real_cr(self) -> float:
-        """fp32 weight bytes over coded weight bytes (the coded stream includes its symbol table)."""
+        """fp32 weight bytes over coded weight bytes."""
         return self.fp32_weight_bytes / self.coded_weight_bytes
 
 
@@ -207,7 +206,8 @@ def encode_container(proto: onnx.ModelProto, quantizer: Quantizer) -> Container:
     if not tensors:
         raise OnnxCodecError(_no_weights_reason(proto))
     flat = _flatten(tensors)
-    coded = encode_indices(quantizer.quantize(flat))
+    indices = quantizer.quantize(flat)
+    coded = encode_tensors(list(_split(indices, {n: w.shape for n, w in tensors.items()}).values()))
     header = json.dumps({"quantizer": quantizer.name, "params": quantizer.params,
                          "tensors": [{"name": n, "shape": list(w.shape)} for n, w in tensors.items()]}).encode()
     stripped = with_weights(proto, {})
@@ -217,8 +217,8 @@ def encode_container(proto: onnx.ModelProto, quantizer: Quantizer) -> Container:
             init.ClearField("float_data")
     graph = stripped.SerializeToString()
     data = with_checksum(MAGIC + bytes([CONTAINER_VERSION]) + struct.pack("<I", len(header)) + header
-                         + struct.pack("<Q", len(graph)) + graph + coded.data)
-    return Container(data, flat.size, coded)
+                         + struct.pack("<Q", len(graph)) + graph + coded)
+    return Container(data, flat.size, len(coded), entropy_bits(indices))
 
 
 def decode_container(data: bytes, quantizer: Quantizer | None = None) -> onnx.ModelProto:
@@ -263,12 +263,14 @@ def decode_container(data: bytes, quantizer: Quantizer | None = None) -> onnx.Mo
     except Exception as exc:
         raise OnnxCodecError(f"model container graph is corrupt ({exc})") from exc
     try:
-        indices = decode_indices(data[pos + graph_len:])
+        coded = decode_tensors(data[pos + graph_len:])
     except ValueError as exc:
         raise OnnxCodecError(f"model container weights are corrupt ({exc})") from exc
-    listed = sum(int(np.prod(shape)) for shape in shapes.values())
-    if indices.size != listed:
-        raise OnnxCodecError(f"model container holds {indices.size} weights, its header lists {listed}")
+    sizes = [int(np.prod(shape)) for shape in shapes.values()]
+    if [t.size for t in coded] != sizes:
+        raise OnnxCodecError(f"model container holds tensors of {[t.size for t in coded]} weights, its header "
+                             f"lists {sizes}")
+    indices = np.concatenate(coded)
     restored = with_weights(proto, _split(quantizer.dequantize(indices), shapes))
     onnx.checker.check_model(restored)
     return restored

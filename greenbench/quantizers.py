@@ -140,6 +140,111 @@ class Quantizer(ABC):
         return hash((type(self).__name__, repr(self)))
 
 
+class _Tabled(Quantizer):
+    """Kernels for a symmetric quantizer whose |index| never decreases with |x| (minifloat, μ-law).
+
+    On large inputs `quantize` looks indices up in threshold tables instead of evaluating the exact
+    rule per element; the thresholds (the least |x| at which each |index| starts) are found with the
+    exact rule itself, by a bisection over float64 bit patterns run for all thresholds at once, so
+    both paths give the same indices to the last bit. `dequantize` gathers from a table of every
+    level's value computed by the exact formula.
+    """
+
+    TABLE_ELEMENTS_PER_LEVEL = 64  # tables pay for their construction from this many inputs per level
+    TABLE_MAX_MAGNITUDES = 1 << 20  # beyond, the tables would not stay in cache: the rule per element
+    MAX_BUCKET_BITS = 20
+
+    _tables: tuple | None = None
+
+    @abstractmethod
+    def _exact_indices(self, flat: np.ndarray, out: np.ndarray) -> int:
+        """Indices of a flat float array into `out` by the exact rule; returns the count of non-finite inputs."""
+
+    @abstractmethod
+    def _magnitudes(self) -> int:
+        """How many |index| values the quantizer has (bounds the table)."""
+
+    @abstractmethod
+    def _level_values(self, k: np.ndarray) -> np.ndarray:
+        """Float64 values of indices k, NaN where invalid."""
+
+    def _magnitude_of(self, a: np.ndarray) -> np.ndarray:
+        out = np.empty(a.size, np.int64)
+        self._exact_indices(a, out)
+        return np.abs(out)
+
+    def _build_tables(self) -> tuple:
+        """(thresholds, codes, bucket table, first key, key shift, sign_from); an empty table if none fits."""
+        limit = np.array([np.finfo(np.float64).max])
+        low, top = int(self._magnitude_of(np.zeros(1))[0]), int(self._magnitude_of(limit)[0])
+        wanted = np.arange(low + 1, top + 1)  # least |x| with |index| ≥ each value: bisect all at once
+        lo = np.zeros(wanted.size, np.int64)
+        hi = np.full(wanted.size, limit.view(np.int64)[0])
+        while np.any(hi - lo > 1):
+            mid = lo + (hi - lo) // 2
+            reached = self._magnitude_of(mid.view(np.float64)) >= wanted
+            hi, lo = np.where(reached, mid, hi), np.where(reached, lo, mid)
+        starts = np.unique(hi)  # values no input reaches share the next one's threshold
+        thresholds = np.concatenate([[0.0], starts.view(np.float64), [np.inf]])
+        codes = np.concatenate([[low], self._magnitude_of(starts.view(np.float64))])
+        tiny = np.array([5e-324])  # the least |x| from which −x gets −|index| (x/scale may underflow to −0 below)
+        sign_from = 0.0 if self._signs_agree(tiny) else self._bisect_sign(limit)
+        for bucket_bits in range(4, self.MAX_BUCKET_BITS + 1):
+            shift = 52 - bucket_bits
+            keys = starts >> shift
+            if np.any(np.diff(keys) == 0):
+                continue
+            first = int(keys[0]) - 1 if keys.size else 0
+            last = int(keys[-1]) if keys.size else 0
+            bucket_starts = (np.arange(first, last + 1, dtype=np.int64) << shift).view(np.float64)
+            table = np.searchsorted(thresholds[1:-1], bucket_starts, side="right").astype(np.int64)
+            return thresholds, codes, table, np.int64(first), np.int64(shift), sign_from
+        return thresholds, codes, np.empty(0, np.int64), np.int64(0), np.int64(0), sign_from
+
+    def _signs_agree(self, a: np.ndarray) -> bool:
+        out = np.empty(2, np.int64)
+        self._exact_indices(np.array([a[0], -a[0]]), out)
+        return bool(out[1] == -out[0])
+
+    def _bisect_sign(self, limit: np.ndarray) -> float:
+        lo, hi = 0, int(limit.view(np.int64)[0])
+        while hi - lo > 1:
+            mid = lo + (hi - lo) // 2
+            if self._signs_agree(np.array([mid]).view(np.float64)):
+                hi = mid
+            else:
+                lo = mid
+        return float(np.array([hi]).view(np.float64)[0])
+
+    def _indices(self, arr: np.ndarray, out: np.ndarray, tabled: bool | None = None) -> np.ndarray:
+        """Indices of `arr` into `out`; `tabled` forces a path (None: by size)."""
+        if tabled is None:
+            tabled = arr.size >= self.TABLE_ELEMENTS_PER_LEVEL * self._magnitudes()
+        tabled = tabled and self._magnitudes() <= self.TABLE_MAX_MAGNITUDES
+        if tabled and self._tables is None:
+            self._tables = self._build_tables()
+        if tabled and self._tables[2].size:
+            bad = _kernels.step_indices(_kernel_input(arr), out, *self._tables)
+        else:
+            bad = self._exact_indices(_kernel_input(arr), out)
+        _raise_if(bad, "input holds {bad} non-finite value(s) (NaN or inf); quantizers need finite values")
+        return out.reshape(arr.shape)
+
+    def _values(self, q: Any, dtype: Any) -> np.ndarray:
+        idx = as_index_array(q)
+        flat = idx.reshape(-1)
+        lo, hi = (int(v) for v in _kernels.index_range(flat))
+        if hi - lo + 1 > max(flat.size, 1 << 16):  # a table of every level would outweigh the data
+            values = self._level_values(flat)
+            bad = int(np.count_nonzero(np.isnan(values)))
+            out = values.astype(float_dtype(dtype), copy=False)
+        else:
+            out = _kernel_output(flat.size, dtype)
+            bad = _kernels.gather(flat, lo, self._level_values(np.arange(lo, hi + 1)), out)
+        _raise_if(bad, f"{{bad}} index(es) are not valid for {self!r}")
+        return out.reshape(idx.shape).astype(dtype, copy=False)
+
+
 # --------------------------------------------------------------------------- uniform family
 
 def _check_number(value: Any, what: str, low: float | None = None, low_inclusive: bool = True) -> float:
@@ -331,7 +436,7 @@ class Deadzone(_UniformBase):
 
 # --------------------------------------------------------------------------- μ-law
 
-class MuLaw(Quantizer):
+class MuLaw(_Tabled):
     """Thesis Eq. 2.27: μ-law companding, then a uniform midtread of `levels` levels on [−X_max, X_max].
 
     Expansion is the exact inverse of the compressor (the seed's Eq. 2.28 is garbled):
@@ -357,7 +462,18 @@ class MuLaw(Quantizer):
     def invalid_indices(self, q: np.ndarray) -> np.ndarray:
         return self._uniform.invalid_indices(q)
 
+    def _exact_indices(self, flat: np.ndarray, out: np.ndarray) -> int:
+        # numpy's log1p, not the compiled one: they differ in the last bit now and then, and so would an index
+        bad = flat.size - int(np.count_nonzero(np.isfinite(flat)))
+        if not bad:
+            out[:] = self._uniform.quantize(self.compress(flat))
+        return bad
+
+    def _magnitudes(self) -> int:
+        return int(self._uniform.qmax) + 1
+
     def compress(self, x: np.ndarray) -> np.ndarray:
+        """Eq. 2.27 in numpy (the quantize kernel computes the same per element)."""
         a = np.minimum(np.abs(np.asarray(x, dtype=np.float64)), self.xmax)
         y = np.minimum(self.xmax * np.log1p(self.mu * a / self.xmax) / math.log1p(self.mu), self.xmax)
         return np.copysign(y, x)
@@ -366,13 +482,17 @@ class MuLaw(Quantizer):
         y = np.asarray(y, dtype=np.float64)
         return np.copysign(self.xmax / self.mu * np.expm1(np.abs(y) / self.xmax * math.log1p(self.mu)), y)
 
+    def _level_values(self, k: np.ndarray) -> np.ndarray:
+        y = np.empty(k.size)
+        _kernels.to_values(k, y, _kernels.uniform_value, self._uniform.step, 0.0, self._uniform.qmax, True)
+        return self.expand(y)  # numpy's expm1, not the compiled one: the values are numpy's to the last bit
+
     def quantize(self, x: Any) -> np.ndarray:
         arr = as_float_array(x)
-        check_finite(arr)
-        return self._uniform.quantize(self.compress(arr))
+        return self._indices(arr, np.empty(arr.size, dtype=self._uniform._index_dtype()))
 
     def dequantize(self, q: Any, dtype: Any = np.float64) -> np.ndarray:
-        return self.expand(self._uniform.dequantize(q)).astype(float_dtype(dtype), copy=False)
+        return self._values(q, dtype)
 
     @classmethod
     def examples(cls) -> list[Quantizer]:
@@ -386,7 +506,7 @@ MINIFLOAT_FORMATS: tuple[tuple[int, int], ...] = (
     (5, 10), (4, 7), (3, 6), (3, 4), (4, 3), (3, 3), (2, 4), (2, 3), (1, 4), (2, 2), (1, 3), (1, 2), (0, 3))
 
 
-class Minifloat(Quantizer):
+class Minifloat(_Tabled):
     """Thesis Eqs. 2.29–2.30: (−1)^s·2^(e − bias)·(1 + m), rounded to nearest, ties to even.
 
     The seed's formats hold normalised numbers only (every exponent code is a normal binade; no zero,
@@ -438,54 +558,37 @@ class Minifloat(Quantizer):
         subs = 2**self.mantissa_bits - 1 if self.subnormals else 0
         return 2 * (normals + subs) + (1 if self.zero else 0)
 
-    def _round_magnitude(self, a: np.ndarray) -> np.ndarray:
-        m = self.mantissa_bits
-        exp = np.frexp(a)[1].astype(np.int64) - 1  # a = (1.f)·2^exp
-        exp = np.clip(exp, self._code_lo - self.bias, self._code_hi - self.bias)
-        quantum = np.ldexp(1.0, exp - m)
-        v = np.rint(a / quantum) * quantum  # exact scaling by a power of two; rint is ties-to-even
-        below = v < self.min_normal
-        if self.subnormals:
-            pass  # the grid at the lowest exponent already is the subnormal grid
-        elif self.zero:
-            v = np.where(below, np.where(a <= self.min_normal / 2, 0.0, self.min_normal), v)
-        else:
-            v = np.where(below, self.min_normal, v)
-        return np.minimum(v, self.max_value)
+    def _args(self) -> tuple:
+        """The arguments of the compiled rules after the element: scale, min normal, max value, layout."""
+        mode = 2 if self.subnormals else 1 if self.zero else 0
+        layout = (self.mantissa_bits, self.bias, self._code_lo, self._code_hi, mode, self._offset)
+        return self.scale, self.min_normal, self.max_value, tuple(np.int64(v) for v in layout)
+
+    def _exact_indices(self, flat: np.ndarray, out: np.ndarray) -> int:
+        return _kernels.to_indices(flat, out, _kernels.minifloat_index, *self._args())
+
+    def _magnitudes(self) -> int:
+        return self.max_levels // 2 + 1
+
+    def _level_values(self, k: np.ndarray) -> np.ndarray:
+        values = np.empty(k.size)
+        _kernels.to_values(k, values, _kernels.minifloat_value, *self._args())
+        return values
 
     def quantize(self, x: Any) -> np.ndarray:
         arr = as_float_array(x)
-        check_finite(arr)
-        with np.errstate(over="ignore"):  # magnitudes that overflow to inf saturate to the largest value below
-            xs = arr.astype(np.float64) / self.scale
-            v = self._round_magnitude(np.abs(xs))
-        m = self.mantissa_bits
-        exp = np.frexp(v)[1].astype(np.int64) - 1
-        normal = v >= self.min_normal
-        code = np.where(normal, exp + self.bias, 0)
-        mant_scale = np.where(normal, np.ldexp(1.0, m - exp), 1.0 / self._sub_quantum)
-        mant = np.rint(v * mant_scale).astype(np.int64) - np.where(normal, 2**m, 0)
-        mag = (code << m) + mant + self._offset
-        dtype = np.int32 if self.exponent_bits + m < 30 else np.int64
-        return np.where(xs < 0, -mag, mag).astype(dtype).reshape(arr.shape)
-
-    def _fields(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        mag = np.abs(np.asarray(q, dtype=np.int64)) - self._offset
-        return mag, mag >> self.mantissa_bits, mag & (2**self.mantissa_bits - 1)
+        return self._indices(arr, np.empty(arr.size, dtype=np.int32 if self.exponent_bits + self.mantissa_bits < 30
+                                           else np.int64))
 
     def invalid_indices(self, q: np.ndarray) -> np.ndarray:
-        mag, code, mant = self._fields(q)
+        mag = np.abs(np.asarray(q, dtype=np.int64)) - self._offset
+        code, mant = mag >> self.mantissa_bits, mag & (2**self.mantissa_bits - 1)
         reserved = (code < self._code_lo) & ~((code == 0) & self.zero)  # code 0 is zero/subnormal when reserved
         stray_subnormal = (code == 0) & (mant != 0) & self.zero & (not self.subnormals)
         return (mag < 0) | (code > self._code_hi) | reserved | stray_subnormal
 
     def dequantize(self, q: Any, dtype: Any = np.float64) -> np.ndarray:
-        idx = self._check_indices(q)
-        _, code, mant = self._fields(idx)
-        normal = code >= self._code_lo
-        v = np.where(normal, np.ldexp(1.0 + mant / 2.0**self.mantissa_bits, code - self.bias),
-                     mant * self._sub_quantum)
-        return (np.where(idx < 0, -v, v) * self.scale).astype(float_dtype(dtype), copy=False)
+        return self._values(q, dtype)
 
     def error_bound(self, x: np.ndarray) -> np.ndarray:
         a = np.abs(np.asarray(x, dtype=np.float64)) / self.scale

@@ -7,9 +7,11 @@ On the trained Fashion-MNIST fixtures (10,000 test images, onnxruntime): the bud
 thesis grid finds the lowest-entropy setting within 0.8 pp; every model must reach CR ≥ 4 and the
 mean over the models in the run CR ≥ 8. The grid's interval [−1, 1] is widened to the power of two
 that holds every weight (LeNet-5 reaches 1.22, GoogLeNet with folded BatchNorm 2.10): the thesis's
-Eqs. 2.21–2.26 do not clip, and clipping those few weights costs GoogLeNet 71 pp. The real CR of
-the entropy-coded container (fp32 weight bytes / coded weight bytes, symbol table included) must be
-within 3 % of 32/H, and the container must decode to exactly the quantize-dequantize model.
+Eqs. 2.21–2.26 do not clip, and clipping those few weights costs GoogLeNet 71 pp. 32/H assumes one
+ideal coder with one distribution for all weights; the container's coder (per-tensor adaptive models
+with context, greenbench.contextcoding) must do at least as well: real CR (fp32 weight bytes / coded
+weight bytes, stream header included) ≥ 32/H, and the container must decode to exactly the
+quantize-dequantize model. Both figures are recorded.
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ def test_mean_cr_over_models_at_least_8(tier, trained_networks, claim):
 
 
 @pytest.mark.networks()
-def test_real_cr_within_3_percent_of_entropy_cr(network, trained_networks, claim):
+def test_real_cr_at_least_entropy_cr(network, trained_networks, claim):
     study = trained_networks.compression_study(network)
     best = study.best
     proto = trained_networks.onnx(network)
@@ -70,10 +72,11 @@ def test_real_cr_within_3_percent_of_entropy_cr(network, trained_networks, claim
     x, _ = trained_networks.test_set(network)
     exact = np.array_equal(run_onnx(restored, x[:2000]), run_onnx(quantize_model(proto, best.setting.make()).proto,
                                                                    x[:2000]))
-    gap = container.real_cr / best.compression_ratio - 1
-    claim.verdict(abs(gap) <= 0.03 and exact, claimed="real CR of the coded container ≈ 32/H; decodes exactly",
-                  tolerance="|real/ideal − 1| ≤ 3 %",
-                  measured={"real CR": container.real_cr, "32/H": best.compression_ratio, "gap %": 100 * gap,
+    ratio = container.real_cr / best.compression_ratio
+    claim.verdict(ratio >= 1.0 and exact, claimed="the coded container is at least as small as 32/H says; "
+                                                  "decodes exactly",
+                  tolerance="real CR ≥ 32/H",
+                  measured={"real CR": container.real_cr, "32/H": best.compression_ratio, "real / (32/H)": ratio,
                             "container bytes": len(container.data), "outputs identical": exact},
                   metrics={"real_cr": Metric(container.real_cr, 0.0, "higher")},
                   inputs=trained_networks.inputs(network))

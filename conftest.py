@@ -205,7 +205,10 @@ class TrainedNetworks:
 @pytest.fixture(scope="session")
 def trained_networks(fashion_mnist, request, tmp_path_factory) -> TrainedNetworks:
     base = tmp_path_factory.getbasetemp()
-    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # one folder per session
+    # an xdist worker's basetemp is a folder of the session's: its parent is shared by the session's workers. The
+    # environment variable would not do: a pytest started by a test inherits it, and would share a folder with
+    # every session before it
+    shared = base.parent if hasattr(request.config, "workerinput") else base
     return TrainedNetworks(fashion_mnist, request.config, shared)
 
 

@@ -42,26 +42,26 @@ class _Kernel:
 # with "underlying object has vanished"). A first call costs 0.2-1.4 s of compilation; choosing the
 # rule by a flag inside the loop instead would cost about half again the time of every call.
 
-@nb.njit
+@nb.njit(inline="always")
 def midtread_rule(t, delta):
     """Eq. 2.21, round(t) with ties away from zero (t = |X|/Δ)."""
     f = math.floor(t)
     return np.int64(f) + (1 if t - f >= 0.5 else 0)
 
 
-@nb.njit
+@nb.njit(inline="always")
 def midrise_rule(t, delta):
     """Eq. 2.23, ⌈t⌉ taken as ⌊t⌋ + 1 (bins [kΔ, (k+1)Δ)), so that X = 0 maps to +1 (s(0) = +1)."""
     return np.int64(math.floor(t)) + 1
 
 
-@nb.njit
+@nb.njit(inline="always")
 def deadzone_rule(t, delta):
     """Eq. 2.25: 0 if t < δ, else ⌊t − δ⌋ + 1."""
     return np.int64(0) if t < delta else np.int64(math.floor(t - delta)) + 1
 
 
-@nb.njit
+@nb.njit(inline="always")
 def uniform_index(v, step, delta, qmax, magnitude_rule):
     """s(X)·min(rule(|X|/Δ), qmax) for one of the magnitude rules above.
 
@@ -73,7 +73,7 @@ def uniform_index(v, step, delta, qmax, magnitude_rule):
     return -q if v < 0 else q
 
 
-@nb.njit
+@nb.njit(inline="always")
 def uniform_value(k, step, offset, qmax, allow_zero):
     """X̂ = s(q)·Δ·(|q| + offset), 0 for q = 0: Eqs. 2.22 (offset 0), 2.24 (−½), 2.26 (δ − ½); NaN if invalid."""
     a = abs(k)
@@ -85,7 +85,7 @@ def uniform_value(k, step, offset, qmax, allow_zero):
     return -r if k < 0 else r
 
 
-@nb.njit
+@nb.njit(inline="always")
 def affine_index(v, scale, zero_point, qmin, qmax):
     """Seed 003: Q(r) = Int(r/S) − Z with Int rounding half up, clipped to [qmin, qmax].
 
@@ -99,7 +99,7 @@ def affine_index(v, scale, zero_point, qmin, qmax):
     return np.int64(math.floor(f)) - zero_point
 
 
-@nb.njit
+@nb.njit(inline="always")
 def affine_value(k, scale, zero_point, qmin, qmax):
     """r̂ = S·(q + Z); NaN outside [qmin, qmax]."""
     return scale * (k + zero_point) if qmin <= k <= qmax else math.nan
@@ -176,14 +176,14 @@ def bits_float(typingctx, b):
     return types.float64(types.int64), codegen
 
 
-@nb.njit
+@nb.njit(inline="always")
 def exponent_of(a):
     """frexp(a)[1] − 1 for a ≥ 0: ⌊log2 a⌋ (−1 for 0, as frexp gives)."""
     biased = (float_bits(a) >> 52) & 0x7FF
     return biased - 1023 if biased != 0 else math.frexp(a)[1] - 1  # float64 subnormals and 0: rare
 
 
-@nb.njit
+@nb.njit(inline="always")
 def power_of_two(k):
     """ldexp(1.0, k)."""
     return bits_float(np.int64(k + 1023) << 52) if -1022 <= k <= 1023 else math.ldexp(1.0, k)
@@ -193,7 +193,7 @@ def power_of_two(k):
 # exponent code, subnormal mode, index offset); mode 0: no zero, 1: zero, 2: zero and subnormals.
 # Every result equals the float64 reference's: scalings by powers of two are exact, rint is ties-to-even.
 
-@nb.njit
+@nb.njit(inline="always")
 def minifloat_index(v, scale, min_normal, max_value, layout):
     m, bias, code_lo, code_hi, mode, offset = layout
     xs = v / scale
@@ -216,7 +216,7 @@ def minifloat_index(v, scale, min_normal, max_value, layout):
     return -mag if xs < 0 else mag
 
 
-@nb.njit
+@nb.njit(inline="always")
 def minifloat_value(k, scale, min_normal, max_value, layout):
     """The value of index k, or NaN for an index the format never produces."""
     m, bias, code_lo, code_hi, mode, offset = layout

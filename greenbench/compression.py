@@ -287,7 +287,7 @@ class NetworkStudy:
         def row(e: Evaluation) -> dict:
             return {"family": e.setting.family, "setting": e.setting.label, "entropy": e.entropy, "top1": e.top1,
                     "top5": e.top5, "loss_top1_pp": e.loss_top1_pp, "loss_top5_pp": e.loss_top5_pp,
-                    "cr": e.compression_ratio}
+                    "cr": e.compression_ratio, "images": e.images, "complete": e.complete}
 
         return {"network": self.network, "budget_pp": self.budget_pp, "interval": self.interval,
                 "original_top1": self.original_top1,
@@ -304,7 +304,7 @@ class NetworkStudy:
             if row is None:
                 return None
             return Evaluation(settings[row["setting"]], row["entropy"], row["top1"], row["top5"],
-                              row["loss_top1_pp"], row["loss_top5_pp"])
+                              row["loss_top1_pp"], row["loss_top5_pp"], row["images"], row["complete"])
 
         return cls(data["network"], data["budget_pp"], data["interval"], data["original_top1"], data["original_top5"],
                    data["original_entropy"], data["images"], data["evaluations"], data["seconds"],

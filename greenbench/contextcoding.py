@@ -208,9 +208,9 @@ def encode_tensors(tensors: list[Any]) -> bytes:
     if not tensors:
         raise ValueError("no tensors to code")
     flat = [as_index_array(t).reshape(-1) for t in tensors]
-    for i, f in enumerate(flat):
-        if f.dtype == np.uint64 and int(f.max()) >= 2**63 or f.dtype == np.int64 and int(f.min()) == -2**63:
-            raise ValueError(f"tensor {i} holds an index of magnitude ≥ 2^63: the context coder takes int64 magnitudes")
+    for i, f in enumerate(flat):  # (as_index_array refused values beyond int64)
+        if f.dtype == np.int64 and int(f.min()) == -2**63:
+            raise ValueError(f"tensor {i} holds the index −2^63, whose magnitude is no int64")
     symbols = np.concatenate(flat).astype(np.int64)
     lengths = np.array([f.size for f in flat], np.int64)
     # each decision costs at most 10 bits (probabilities stay ≥ 2^-10); a symbol takes at most 2·63 + 1 decisions

@@ -11,6 +11,7 @@ spans the whole series, for a like-for-like column beside the paper's Table 2.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,7 @@ from torch import nn
 from .energy import MIN_WINDOW_S, EnergyMeter, Measurement, idle_power, measure, warm_up
 
 PRECISIONS = ("fp32", "fp16")
+ROUNDED_FP16 = "fp16-rounded"  # AMP's numerics emulated in float32 (see `half_rounded`): for CPUs
 
 
 def device_batches(inputs: torch.Tensor, batch_size: int, device: str) -> list[torch.Tensor]:
@@ -31,17 +33,40 @@ def device_batches(inputs: torch.Tensor, batch_size: int, device: str) -> list[t
     return [b.to(device) for b in torch.split(inputs, batch_size)]
 
 
+def half_rounded(model: nn.Module, half_dtype: torch.dtype = torch.float16) -> nn.Module:
+    """A copy of the model that computes in float32 on `half_dtype` numbers: its parameters, its inputs and every
+    module's output are rounded to `half_dtype`. That is AMP's arithmetic — half operands (whose products float32
+    holds exactly), float32 accumulation, half results — at float32 speed, where float16 kernels are emulated
+    (CPUs: ~10× slower than float32)."""
+    rounded = copy.deepcopy(model).float()
+    with torch.no_grad():
+        for tensor in [*rounded.parameters(), *rounded.buffers()]:
+            if tensor.is_floating_point():
+                tensor.copy_(tensor.to(half_dtype))
+
+    def round_output(module, inputs, output):
+        return output.to(half_dtype).float() if torch.is_tensor(output) and output.is_floating_point() else output
+
+    for module in rounded.modules():
+        module.register_forward_hook(round_output)
+    return rounded
+
+
 def inference_pass(model: nn.Module, batches: list[torch.Tensor], precision: str,
                    half_dtype: torch.dtype = torch.float16) -> torch.Tensor:
-    """Predicted classes for every batch, in FP32 or under AMP with `half_dtype` (float16 as the paper;
-    the CPU rehearsal passes bfloat16, since CPU float16 kernels are emulated and ~100× slower)."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; use one of {PRECISIONS}")
+    """Predicted classes for every batch: FP32, AMP with `half_dtype` ("fp16": float16 as the paper; the CPU
+    rehearsal passes bfloat16), or AMP's numerics emulated in float32 (ROUNDED_FP16, see `half_rounded`)."""
+    if precision not in (*PRECISIONS, ROUNDED_FP16):
+        raise ValueError(f"unknown precision {precision!r}; use one of {(*PRECISIONS, ROUNDED_FP16)}")
     device_type = batches[0].device.type
+    if precision == ROUNDED_FP16:
+        model = half_rounded(model, half_dtype)
     outputs = []
     with torch.no_grad():
         for batch in batches:
-            if precision == "fp16":
+            if precision == ROUNDED_FP16:
+                outputs.append(model(batch.to(half_dtype).float()).argmax(1))
+            elif precision == "fp16":
                 with torch.autocast(device_type=device_type, dtype=half_dtype):
                     outputs.append(model(batch.to(half_dtype)).argmax(1))
             else:

@@ -6,12 +6,16 @@ import numpy as np
 import pytest
 
 from greenbench.compression import (
+    SCREEN_ALPHA,
     Evaluation,
+    NetworkEvaluator,
     NetworkStudy,
     best_within_budget,
     budget_search,
     covering_interval,
     full_sweep,
+    over_budget_evidence,
+    select_families,
     thesis_grid,
 )
 from greenbench.rate import entropy_bits
@@ -58,7 +62,7 @@ class MonotoneEvaluator:
             self.evaluations += 1
             h = self.entropy(setting)
             loss = self.loss_at_zero_bits * 2.0 ** (-2 * h)
-            self._evaluated[setting.label] = Evaluation(setting, h, 0.9 - loss / 100, 0.99, loss, 0.0)
+            self._evaluated[setting.label] = Evaluation(setting, h, 0.9 - loss / 100, 0.99, loss, 0.0, 10_000)
         return self._evaluated[setting.label]
 
 
@@ -83,10 +87,83 @@ def test_budget_search_reports_a_family_that_never_meets_the_budget():
 def test_study_round_trips_through_json_with_its_interval():
     grid = thesis_grid(4.0)
     setting = grid["deadzone δ=0.4"][5]
-    point = Evaluation(setting, 3.1, 0.91, 0.99, 0.4, 0.0)
+    point = Evaluation(setting, 3.1, 0.91, 0.99, 0.4, 0.0, 10_000)
     study = NetworkStudy("googlenet", 0.8, 4.0, 0.915, 0.9995, 19.0, 10_000, 1, 2.0, [point],
                          {"deadzone δ=0.4": point, "midrise": None})
     back = NetworkStudy.from_json(study.to_json())
     assert back.interval == 4.0 and back.best.setting.label == setting.label
     assert back.best.setting.make().step == setting.make().step
     assert back.to_json() == study.to_json()
+
+
+# --------------------------------------------------------------------------- screening on a prefix of the test set
+
+def _population(n: int, discordant: int, loss: int) -> np.ndarray:
+    """n paired outcomes (FP32 correct − quantized correct) with `discordant` non-zero ones summing to `loss`."""
+    worse = (discordant + loss) // 2
+    return np.concatenate([np.ones(worse), -np.ones(discordant - worse), np.zeros(n - discordant)]).astype(np.int8)
+
+
+def test_screening_rejects_a_setting_at_the_budget_no_more_often_than_alpha():
+    # the whole set's loss is exactly the budget (1 pp of 2,000 images): the hypothesis holds
+    alpha, n = 0.05, 2_000
+    population = _population(n, discordant=200, loss=20)
+    rng = np.random.default_rng(0)
+    rejected = sum(over_budget_evidence(rng.permutation(population), n, 0.01) >= 1 / alpha for _ in range(400))
+    assert rejected <= 400 * alpha + 3 * np.sqrt(400 * alpha * (1 - alpha))
+
+
+def test_screening_rejects_a_setting_far_over_the_budget_on_a_small_prefix():
+    n = 10_000
+    population = _population(n, discordant=800, loss=500)  # 5 pp against a 0.8 pp budget
+    rng = np.random.default_rng(1)
+    needed = []
+    for _ in range(20):
+        order = rng.permutation(population)
+        prefix = next(k for k in (64, 128, 256, 512, 1024, 2048, 4096, n)
+                      if over_budget_evidence(order[:k], n, 0.008) >= 2 / SCREEN_ALPHA)
+        needed.append(prefix)
+    assert np.median(needed) <= 2048
+
+
+def test_outcomes_beyond_recall_are_infinite_evidence():
+    # 80 of 90 images lost already: even if the other 10 all went the other way, the loss exceeds 10 %
+    d = np.array([1] * 80 + [0] * 10, np.int8)
+    assert over_budget_evidence(d, 100, 0.1) == float("inf")
+    assert over_budget_evidence(np.zeros(40, np.int8), 100, 0.1) <= 1.0
+
+
+def _picks(per_family: dict) -> dict:
+    return {family: e and e.setting.label for family, e in per_family.items()}
+
+
+@pytest.fixture(scope="module")
+def lenet_screening(trained_networks):
+    x, y = trained_networks.test_set("lenet5")
+    return trained_networks.onnx("lenet5"), x[:2_000], y[:2_000]
+
+
+def test_screened_search_picks_what_the_full_grid_picks(lenet_screening):
+    proto, x, y = lenet_screening
+    grid = select_families(thesis_grid(2.0), ["deadzone δ=0.7", "minifloat"])
+    searcher, sweeper = NetworkEvaluator(proto, x, y), NetworkEvaluator(proto, x, y)
+    searched = budget_search(searcher, grid, 0.8)
+    swept = best_within_budget(full_sweep(sweeper, grid), 0.8)
+    assert _picks(searched) == _picks(swept)
+    assert all(e is not None and e.complete and e.images == 2_000 for e in searched.values())
+    assert searcher.image_evaluations < 0.25 * sweeper.image_evaluations
+    screened_out = [e for e in searcher.evaluated() if not e.complete]
+    assert screened_out and all(e.images < 2_000 and not e.within(100.0) for e in screened_out)
+
+
+@pytest.mark.nightly
+def test_screened_search_reads_a_tenth_of_the_full_grids_images(trained_networks):
+    """Issue 11's target on the whole LeNet-5 test set: same pick in every family, ≤ 10 % of the image evaluations."""
+    x, y = trained_networks.test_set("lenet5")
+    proto = trained_networks.onnx("lenet5")
+    searcher, sweeper = NetworkEvaluator(proto, x, y), NetworkEvaluator(proto, x, y)
+    grid = thesis_grid(searcher.interval)
+    searched = budget_search(searcher, grid, 0.8)
+    swept = best_within_budget(full_sweep(sweeper, grid), 0.8)
+    assert _picks(searched) == _picks(swept)
+    assert searcher.image_evaluations <= 0.10 * sweeper.image_evaluations

@@ -34,3 +34,25 @@ def test_fp16_pass_runs_under_autocast_in_half():
     assert seen == [(torch.float16, torch.float16)]
     with pytest.raises(ValueError, match="unknown precision"):
         inference_pass(model, [torch.randn(1, 3, 32, 32)], "int8")
+
+
+def test_rounded_fp16_computes_on_half_numbers_and_leaves_the_model_alone():
+    from greenbench.fp16 import ROUNDED_FP16, half_rounded
+
+    model = build_network("lenet5", seed=0).eval()
+    before = [p.detach().clone() for p in model.parameters()]
+    rounded = half_rounded(model)
+    outputs = []
+    for module in rounded.modules():
+        module.register_forward_hook(lambda m, i, o: outputs.append(o))
+    x = torch.randn(8, 3, 32, 32)
+    with torch.no_grad():
+        logits = rounded(x.half().float())
+    assert all(torch.equal(o, o.half().float()) for o in outputs)  # every output is a float16 number
+    assert all(torch.equal(p, p.half().float()) for p in rounded.parameters())
+    assert all(torch.equal(p, b) for p, b in zip(model.parameters(), before))
+    with torch.no_grad():
+        with torch.autocast("cpu", dtype=torch.float16):
+            amp = model(x.half())
+    torch.testing.assert_close(logits, amp.float(), rtol=2e-2, atol=2e-2)
+    assert torch.equal(inference_pass(model, [x], ROUNDED_FP16), logits.argmax(1))

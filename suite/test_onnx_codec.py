@@ -69,12 +69,13 @@ def test_container_decodes_to_the_quantized_model_exactly(lenet, quantizer):
     assert container.fp32_weight_bytes == 4 * flat_weights(proto).size
 
 
-def test_real_compression_ratio_tracks_entropy(lenet):
+def test_real_compression_ratio_is_at_least_32_over_h(lenet):
     _, proto = lenet
     quantizer = Deadzone(0.7, levels=2**6)
     container = encode_container(proto, quantizer)
     ideal = 32 / quantize_model(proto, quantizer).entropy
-    assert container.real_cr == pytest.approx(ideal, rel=0.03)
+    assert container.entropy == pytest.approx(32 / ideal)
+    assert container.real_cr >= ideal
     assert len(container.data) < container.fp32_weight_bytes / 4
 
 

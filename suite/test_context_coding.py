@@ -1,0 +1,104 @@
+"""The container's coder (greenbench.contextcoding): bit-exact, below 32/H where per-tensor statistics
+or context carry information, close to H where they do not, and every damaged stream a clear error."""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from greenbench.contextcoding import decode_tensors, encode_tensors
+from greenbench.rate import CorruptStreamError, entropy_bits
+
+tensor_lists = st.lists(hnp.arrays(st.sampled_from([np.int8, np.int16, np.int32, np.int64]),
+                                   hnp.array_shapes(min_dims=1, max_dims=3, max_side=40),
+                                   elements=st.integers(-(2**7), 2**7 - 1)), min_size=1, max_size=5)
+
+
+@pytest.mark.property
+@given(tensors=tensor_lists)
+def test_round_trips_exactly(tensors):
+    back = decode_tensors(encode_tensors(tensors))
+    assert len(back) == len(tensors)
+    for original, decoded in zip(tensors, back):
+        np.testing.assert_array_equal(decoded, original.reshape(-1).astype(np.int64))
+
+
+def test_extreme_magnitudes_round_trip():
+    extremes = np.array([0, 1, -1, 2**62, -(2**62), 2**63 - 1, -(2**63 - 1)], np.int64)
+    np.testing.assert_array_equal(decode_tensors(encode_tensors([extremes]))[0], extremes)
+
+
+def _bits(tensors) -> int:
+    return 8 * len(encode_tensors(tensors))
+
+
+def test_per_tensor_models_beat_one_distribution_for_all():
+    # two layers with different spreads under one step: the pooled H overstates what each costs
+    rng = np.random.default_rng(0)
+    tensors = [np.rint(rng.laplace(scale=s, size=50_000)).astype(np.int64) for s in (0.4, 12.0)]
+    pooled = sum(t.size for t in tensors) * entropy_bits(np.concatenate(tensors))
+    assert _bits(tensors) < 0.93 * pooled
+
+
+def test_context_beats_the_zeroth_order_entropy_of_a_correlated_tensor():
+    # runs of zeros and of large values, as in pruned or channel-scaled weights
+    rng = np.random.default_rng(1)
+    scales = np.repeat(rng.choice([0.05, 6.0], size=2_000), 50)
+    t = np.rint(rng.laplace(scale=scales)).astype(np.int64)
+    assert _bits([t]) < 0.8 * t.size * entropy_bits(t)
+
+
+def test_costs_little_over_h_when_there_is_nothing_to_learn():
+    t = np.rint(np.random.default_rng(2).laplace(scale=3.0, size=200_000)).astype(np.int64)
+    assert _bits([t]) < 1.02 * t.size * entropy_bits(t)
+
+
+@pytest.mark.parametrize("tensors, problem", [
+    ([], "no tensors"),
+    ([np.array([-(2**63)], np.int64)], "2\\^63"),
+    ([np.array([2**63], np.uint64)], "int64"),
+    ([np.array([0.5])], "integers"),
+    ([np.array([], np.int64)], "empty"),
+])
+def test_refuses_what_it_cannot_code(tensors, problem):
+    with pytest.raises(ValueError, match=problem):
+        encode_tensors(tensors)
+
+
+def _rechecked(body: bytes) -> bytes:
+    return body + zlib.crc32(body).to_bytes(4, "little")
+
+
+@pytest.fixture(scope="module")
+def stream() -> bytes:
+    rng = np.random.default_rng(3)
+    return encode_tensors([rng.integers(-20, 21, 5_000), rng.integers(-3, 4, (30, 30))])
+
+
+@pytest.mark.parametrize("mangle, problem", [
+    (lambda d: b"NOPE" + d[4:], "bad magic"),
+    (lambda d: d[:4] + b"\x09" + d[5:], "format 9"),
+    (lambda d: d[:-1], "damaged"),
+    (lambda d: d[:60] + bytes([d[60] ^ 4]) + d[61:], "damaged"),
+    (lambda d: _rechecked(d[:-4][:-200]), "truncated"),  # payload cut short, checksum made to match
+    (lambda d: _rechecked(d[:9] + (2**60).to_bytes(8, "little") + d[17:-4]), "more symbols"),
+    (lambda d: _rechecked(d[:5] + (0).to_bytes(4, "little") + d[9:-4]), "0 tensors"),
+])
+def test_damaged_stream_is_a_clear_error(stream, mangle, problem):
+    with pytest.raises(CorruptStreamError, match=problem):
+        decode_tensors(mangle(stream))
+
+
+@pytest.mark.property
+@settings(max_examples=40)
+@given(data=st.data())
+def test_fuzzed_stream_decodes_or_raises(stream, data):
+    at = data.draw(st.integers(0, len(stream) - 1))
+    mangled = stream[:at] + bytes([stream[at] ^ data.draw(st.integers(1, 255))]) + stream[at + 1:]
+    with pytest.raises(CorruptStreamError):
+        decode_tensors(mangled)

@@ -137,13 +137,19 @@ def _decode_bit(state, data, fast, slow, i):
 
 
 @nb.njit(cache=True)
+def _fresh_models():
+    """(fast, slow) estimates of every model, all ½: a tensor's start, alike in encoder and decoder."""
+    fast = np.full(MODELS, PROB_ONE // 2, np.int64)
+    return fast, fast.copy()
+
+
+@nb.njit(cache=True)
 def _encode(symbols, lengths, capacity):
     out = np.empty(capacity, np.uint8)
     state = np.array([0, 0xFFFFFFFF, 0, 1, 0], np.int64)
     start = 0
     for t in range(lengths.size):
-        fast = np.full(MODELS, PROB_ONE // 2, np.int64)
-        slow = fast.copy()
+        fast, slow = _fresh_models()
         length1 = length2 = 0
         for i in range(start, start + lengths[t]):
             k = symbols[i]
@@ -179,8 +185,7 @@ def _decode(data, lengths):
     state[2] = 5
     start = 0
     for t in range(lengths.size):
-        fast = np.full(MODELS, PROB_ONE // 2, np.int64)
-        slow = fast.copy()
+        fast, slow = _fresh_models()
         length1 = length2 = 0
         for i in range(start, start + lengths[t]):
             ctx = _context(length1, length2)

@@ -187,8 +187,8 @@ class _Tabled(Quantizer):
         starts = np.unique(hi)  # values no input reaches share the next one's threshold
         thresholds = np.concatenate([[0.0], starts.view(np.float64), [np.inf]])
         codes = np.concatenate([[low], self._magnitude_of(starts.view(np.float64))])
-        tiny = np.array([5e-324])  # the least |x| from which −x gets −|index| (x/scale may underflow to −0 below)
-        sign_from = 0.0 if self._signs_agree(tiny) else self._bisect_sign(limit)
+        # the least |x| from which −x gets −|index| (x/scale may underflow to −0 below it)
+        sign_from = 0.0 if self._signs_agree(5e-324) else self._bisect_sign(limit)
         for bucket_bits in range(4, self.MAX_BUCKET_BITS + 1):
             shift = 52 - bucket_bits
             keys = starts >> shift
@@ -201,16 +201,16 @@ class _Tabled(Quantizer):
             return thresholds, codes, table, np.int64(first), np.int64(shift), sign_from
         return thresholds, codes, np.empty(0, np.int64), np.int64(0), np.int64(0), sign_from
 
-    def _signs_agree(self, a: np.ndarray) -> bool:
+    def _signs_agree(self, a: float) -> bool:
         out = np.empty(2, np.int64)
-        self._exact_indices(np.array([a[0], -a[0]]), out)
+        self._exact_indices(np.array([a, -a]), out)
         return bool(out[1] == -out[0])
 
     def _bisect_sign(self, limit: np.ndarray) -> float:
         lo, hi = 0, int(limit.view(np.int64)[0])
         while hi - lo > 1:
             mid = lo + (hi - lo) // 2
-            if self._signs_agree(np.array([mid]).view(np.float64)):
+            if self._signs_agree(float(np.array([mid]).view(np.float64)[0])):
                 hi = mid
             else:
                 lo = mid
@@ -473,7 +473,7 @@ class MuLaw(_Tabled):
         return int(self._uniform.qmax) + 1
 
     def compress(self, x: np.ndarray) -> np.ndarray:
-        """Eq. 2.27 in numpy (the quantize kernel computes the same per element)."""
+        """Eq. 2.27 in numpy: the exact rule of `quantize`, from which its tables are built."""
         a = np.minimum(np.abs(np.asarray(x, dtype=np.float64)), self.xmax)
         y = np.minimum(self.xmax * np.log1p(self.mu * a / self.xmax) / math.log1p(self.mu), self.xmax)
         return np.copysign(y, x)
@@ -545,7 +545,6 @@ class Minifloat(_Tabled):
                              f"2^{top + 1}: beyond float64 (2^-1074 to 2^1024), where it is computed")
         self.min_normal = math.ldexp(1.0, self._code_lo - self.bias)
         self.max_value = math.ldexp(2.0 - math.ldexp(1.0, -m), self._code_hi - self.bias)
-        self._sub_quantum = math.ldexp(1.0, 1 - self.bias - m)  # IEEE subnormal spacing 2^(1 − bias − M)
 
     @property
     def params(self) -> dict[str, Any]:

@@ -150,14 +150,15 @@ def load_model_data(path: str | Path, model: UserModel) -> ModelData:
                      None if labels is None else labels.astype(np.int64))
 
 
-def _setting_row(setting, w: np.ndarray) -> dict[str, Any]:
-    """Entropy of the indices and SNR of the reconstruction over the weights themselves (one pass each)."""
+def _setting_row(setting, w: np.ndarray, variance: float) -> dict[str, Any]:
+    """Entropy of the indices and SNR of the reconstruction over the weights themselves (one pass each);
+    `variance`: the weights', computed once for the whole grid."""
     quantizer = setting.make()
     q = quantizer.quantize(w)
     mse = float(np.mean((w - quantizer.dequantize(q)) ** 2))
     entropy = entropy_bits(q)
     return {"family": setting.family, "setting": setting.label, "entropy": entropy,
-            "snr_db": math.inf if mse == 0 else 10 * math.log10(float(np.var(w)) / mse),
+            "snr_db": math.inf if mse == 0 else 10 * math.log10(variance / mse),
             "cr": FP32_BITS / entropy if entropy > 0 else math.inf}
 
 
@@ -179,7 +180,8 @@ def study_user_model(model: UserModel, data: ModelData | None = None, budget_pp:
     interval = covering_interval(w)
     grid = select_families(thesis_grid(interval), families)
     say(f"rate–distortion of the weights over the thesis grid on [−{interval:g}, {interval:g}]")
-    rd_rows = [_setting_row(s, w) for settings in grid.values() for s in settings]
+    variance = float(np.var(w))
+    rd_rows = [_setting_row(s, w, variance) for settings in grid.values() for s in settings]
     out["interval"] = interval
     out["rate_distortion"] = rd_rows
     out["coded_near_8x"] = _coded_near_8x(rd_rows, grid, w)

@@ -24,6 +24,7 @@ from greenbench.fp16 import ROUNDED_FP16, device_batches, inference_pass
 from greenbench.metrics import classification_report
 from greenbench.models import CIFAR_NETWORKS, network_spec
 from greenbench.statistics import accuracy_equivalence, mcnemar
+from greenbench.training import channels_last
 from suite.tiers import network_params
 
 pytestmark = pytest.mark.claim("fp16-accuracy")
@@ -40,8 +41,9 @@ def _check(network, device, trained_networks, claim, gpu_tier=None, half_precisi
     half = gpu_tier.half_dtype if gpu_tier else torch.float16
     batches = device_batches(x, 256, device)
     model = model.to(device)
-    pred = {"fp32": inference_pass(model, batches, "fp32").cpu().numpy(),
-            "fp16": inference_pass(model, batches, half_precision, half).cpu().numpy()}
+    with channels_last(model):  # half the CPU time of the default layout
+        pred = {"fp32": inference_pass(model, batches, "fp32").cpu().numpy(),
+                "fp16": inference_pass(model, batches, half_precision, half).cpu().numpy()}
     correct = {p: pred[p] == y for p in pred}
     test = mcnemar(correct["fp32"], correct["fp16"])
     tost = accuracy_equivalence(correct["fp32"], correct["fp16"], MARGIN_PP / 100)

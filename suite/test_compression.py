@@ -10,10 +10,12 @@ from greenbench.compression import (
     Evaluation,
     NetworkEvaluator,
     NetworkStudy,
+    best_overall,
     best_within_budget,
     budget_search,
     covering_interval,
     full_sweep,
+    lowest_rate_within_budget,
     over_budget_evidence,
     select_families,
     thesis_grid,
@@ -154,6 +156,17 @@ def test_screened_search_picks_what_the_full_grid_picks(lenet_screening):
     assert searcher.image_evaluations < 0.25 * sweeper.image_evaluations
     screened_out = [e for e in searcher.evaluated() if not e.complete]
     assert screened_out and all(e.images < 2_000 and not e.within(100.0) for e in screened_out)
+
+
+def test_one_scan_over_all_families_finds_the_best_of_the_family_picks(lenet_screening):
+    proto, x, y = lenet_screening
+    grid = select_families(thesis_grid(2.0), ["midtread", "deadzone δ=0.7", "minifloat"])
+    searcher, scanner = NetworkEvaluator(proto, x, y), NetworkEvaluator(proto, x, y)
+    best = best_overall(budget_search(searcher, grid, 0.8))
+    lowest = lowest_rate_within_budget(scanner, grid, 0.8)
+    assert best is not None and lowest.setting.label == best.setting.label and lowest.complete
+    assert [e.setting.label for e in scanner.evaluated() if e.within(0.8)] == [best.setting.label]
+    assert scanner.image_evaluations < 0.6 * searcher.image_evaluations
 
 
 @pytest.mark.nightly

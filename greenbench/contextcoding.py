@@ -82,7 +82,7 @@ def _adapt(fast, slow, i, bit):
         slow[i] += (PROB_ONE - slow[i]) >> SLOW
 
 
-@nb.njit(inline="always")  # in the coding loops: 1.3× (encode), 2.6× (decode)
+@nb.njit(inline="always")  # these three inlined into the coding loops: encoding 1.3×, decoding 2.6× faster
 def _shift_low(state, out):
     """LZMA's byte output: a byte is held back while a carry could still change it. state: low, range, cache,
     cache size, bytes written."""
@@ -102,7 +102,7 @@ def _shift_low(state, out):
     state[0] = (low & 0x00FFFFFF) << 8
 
 
-@nb.njit(inline="always")  # in the coding loops: 1.3× (encode), 2.6× (decode)
+@nb.njit(inline="always")
 def _encode_bit(state, out, fast, slow, i, bit):
     bound = (state[1] >> PROB_BITS) * _probability(fast, slow, i)
     if bit:
@@ -116,7 +116,7 @@ def _encode_bit(state, out, fast, slow, i, bit):
         _shift_low(state, out)
 
 
-@nb.njit(inline="always")  # in the coding loops: 1.3× (encode), 2.6× (decode)
+@nb.njit(inline="always")
 def _decode_bit(state, data, fast, slow, i):
     """state: code, range, read position."""
     bound = (state[1] >> PROB_BITS) * _probability(fast, slow, i)

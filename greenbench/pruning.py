@@ -7,6 +7,8 @@ structured removal of whole filters and neurons.
   (dense) with the smallest L1 or L2 norm removed, and the network rebuilt physically smaller —
   the layer's weights, bias and BatchNorm lose those channels and every layer that reads them
   loses the matching inputs — so it runs faster anywhere. The output layer is never pruned.
+- `inference_time_ratio`: a pruned network's inference time over the original's, each pass timed
+  beside one of the original's.
 
 Which layers read which channels is declared per architecture (`channel_groups`): a producer, its
 BatchNorm, and its consumers with the offset of its channels in their input (a concatenation

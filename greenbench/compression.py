@@ -82,6 +82,24 @@ class _Rated:
         return FP32_BITS / self.entropy if self.entropy > 0 else float("inf")
 
 
+Budget = float | tuple[float, float]  # pp of accuracy loss: one figure for top-1 and top-5, or (top-1, top-5)
+
+
+def check_budget(budget_pp: float) -> float:
+    if not (isinstance(budget_pp, (int, float)) and math.isfinite(budget_pp) and budget_pp >= 0):
+        raise ValueError(f"the accuracy budget must be a finite number of pp ≥ 0, got {budget_pp!r}")
+    return float(budget_pp)
+
+
+def top_k_budgets(budget_pp: Budget) -> tuple[float, float]:
+    """(top-1, top-5) budgets in pp from one figure for both or a pair."""
+    if isinstance(budget_pp, tuple):
+        if len(budget_pp) != 2:
+            raise ValueError(f"an accuracy budget pair is (top-1, top-5) in pp, got {budget_pp!r}")
+        return check_budget(budget_pp[0]), check_budget(budget_pp[1])
+    return check_budget(budget_pp), check_budget(budget_pp)
+
+
 @dataclass(frozen=True)
 class Evaluation(_Rated):
     setting: Setting
@@ -93,8 +111,9 @@ class Evaluation(_Rated):
     images: int  # how many test images the figures above come from
     complete: bool = True  # False: rejected on a prefix of the test set; the figures are the prefix's
 
-    def within(self, budget_pp: float) -> bool:
-        return self.complete and self.loss_top1_pp <= budget_pp and self.loss_top5_pp <= budget_pp
+    def within(self, budget_pp: Budget) -> bool:
+        top1_budget, top5_budget = top_k_budgets(budget_pp)
+        return self.complete and self.loss_top1_pp <= top1_budget and self.loss_top5_pp <= top5_budget
 
 
 SCREEN_SEED = 0
@@ -171,25 +190,26 @@ class NetworkEvaluator:
         """Top-1/top-5 of the setting on the whole test set."""
         return self.screen(setting, None)
 
-    def screen(self, setting: Setting, budget_pp: float | None, alpha: float = SCREEN_ALPHA) -> Evaluation:
+    def screen(self, setting: Setting, budget_pp: Budget | None, alpha: float = SCREEN_ALPHA) -> Evaluation:
         """The setting on a growing prefix of the test order, stopped as soon as its loss is over the budget
         with confidence 1 − α (top-1 and top-5 at α/2 each); otherwise, and with no budget, on the whole set."""
         known = self._cache.get(setting.label)
         if known is not None and (known.complete or budget_pp is not None):
             return known
+        budgets = None if budget_pp is None else top_k_budgets(budget_pp)
         started = time.perf_counter()
         quantized = quantize_model(self.proto, setting.make())
         sess = session(quantized.proto)
         n, total = 0, len(self.labels)
         hits = np.empty((0, 2), bool)
         while n < total:
-            end = total if budget_pp is None else min(total, max(SCREEN_FIRST, 2 * n))
+            end = total if budgets is None else min(total, max(SCREEN_FIRST, 2 * n))
             part = self.order[n:end]
             logits = run_onnx(sess, self.inputs[part])
             hits = np.concatenate([hits, _hits(logits, self.labels[part])])
             n = end
             if n < total and any(over_budget_evidence(self._reference_hits[:n, k].astype(np.int8) - hits[:, k],
-                                                      total, budget_pp / 100) >= 2 / alpha for k in (0, 1)):
+                                                      total, budgets[k] / 100) >= 2 / alpha for k in (0, 1)):
                 break
         reference = self._reference_hits[:n].mean(axis=0)
         top1, top5 = hits.mean(axis=0)
@@ -232,16 +252,16 @@ def budget_search(evaluator: NetworkEvaluator | OutputSnrEvaluator, grid: dict[s
     return best
 
 
-def _first_within(evaluator: NetworkEvaluator, ordered: Sequence[Setting], budget: float) -> Evaluation | None:
+def _first_within(evaluator: NetworkEvaluator, ordered: Sequence[Setting], budget: Budget) -> Evaluation | None:
     return next((e for e in (evaluator.screen(s, budget) for s in ordered) if e.within(budget)), None)
 
 
-def lowest_rate_within_budget(evaluator: NetworkEvaluator, budget: float = 0.8,
+def lowest_rate_within_budget(evaluator: NetworkEvaluator, budget: Budget = 0.8,
                               grid: dict[str, list[Setting]] | None = None) -> Evaluation | None:
-    """The grid's (default: the thesis grid on the evaluator's interval) lowest-entropy setting within the budget:
-    `best_overall(budget_search(…))`, but one screened scan of all families together in order of entropy, so only
-    the pick itself runs on the whole test set."""
-    check_budget(budget)
+    """The grid's (default: the thesis grid on the evaluator's interval) lowest-entropy setting within the budget
+    (one figure, or top-1's and top-5's): `best_overall(budget_search(…))`, but one screened scan of all families
+    together in order of entropy, so only the pick itself runs on the whole test set."""
+    top_k_budgets(budget)
     grid = thesis_grid(evaluator.interval) if grid is None else grid
     return _first_within(evaluator, sorted((s for settings in grid.values() for s in settings), key=evaluator.entropy),
                          budget)
@@ -250,12 +270,6 @@ def lowest_rate_within_budget(evaluator: NetworkEvaluator, budget: float = 0.8,
 def best_overall(per_family: dict[str, Evaluation | None]) -> Evaluation | None:
     feasible = [e for e in per_family.values() if e is not None]
     return min(feasible, key=lambda e: e.entropy) if feasible else None
-
-
-def check_budget(budget_pp: float) -> float:
-    if not (isinstance(budget_pp, (int, float)) and math.isfinite(budget_pp) and budget_pp >= 0):
-        raise ValueError(f"the accuracy budget must be a finite number of pp ≥ 0, got {budget_pp!r}")
-    return float(budget_pp)
 
 
 def best_within_budget(evaluations: Sequence[Evaluation], budget_pp: float = 0.8) -> dict[str, Evaluation | None]:

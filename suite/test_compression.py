@@ -86,6 +86,14 @@ def test_budget_search_reports_a_family_that_never_meets_the_budget():
     assert searched == {"midtread": None}
 
 
+def test_a_budget_pair_bounds_top1_and_top5_loss_separately():
+    e = Evaluation(thesis_grid()["midtread"][3], 2.0, 0.9, 0.99, 1.0, 0.5, 10_000)
+    assert e.within((1.2, 0.8)) and not e.within(0.8) and not e.within((1.2, 0.4))
+    for bad in ((0.8,), (0.8, 0.8, 0.8), (float("nan"), 0.8), (0.8, -0.1)):
+        with pytest.raises(ValueError, match="budget"):
+            e.within(bad)
+
+
 def test_study_round_trips_through_json_with_its_interval():
     grid = thesis_grid(4.0)
     setting = grid["deadzone δ=0.4"][5]

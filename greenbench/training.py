@@ -108,7 +108,7 @@ def train_network(network: str, dataset: Dataset, epochs: int, *, batch_size: in
         raise ValueError(f"distillation needs temperature > 0 and alpha in [0, 1], got {temperature!r}, {alpha!r}")
     spec = network_spec(network)
     torch.manual_seed(seed)
-    model = build_network(network, seed=seed).to(device, memory_format=torch.channels_last)  # see channels_last
+    model = build_network(network, seed=seed).to(device)
     train_idx, val_idx = train_validation_split(len(dataset.train_images), seed)
     if train_limit is not None:  # a quick run: as many validation images as training images
         train_idx, val_idx = train_idx[:train_limit], val_idx[:train_limit]
@@ -132,44 +132,44 @@ def train_network(network: str, dataset: Dataset, epochs: int, *, batch_size: in
     result = TrainingResult(network, model)
     best_state: dict[str, torch.Tensor] | None = None
     started = time.perf_counter()
-    for epoch in range(1, epochs + 1):
-        model.train()
-        order = torch.randperm(len(x_train), generator=generator)
-        batches = range(0, len(order), batch_size)
-        bar = tqdm(batches, desc=f"{network} epoch {epoch}/{epochs}", disable=not progress, leave=False)
-        running = 0.0
-        for start in bar:
-            idx = order[start:start + batch_size].to(x_train.device)
-            xb, yb = x_train[idx].to(device), y_train[idx].to(device)
-            optimiser.zero_grad(set_to_none=True)
-            with autocast_context(device, amp_dtype):
-                logits = model(xb)
-                loss = loss_fn(logits, yb)
-                if soft is not None:
-                    kd = nn.functional.kl_div(torch.log_softmax(logits.float() / temperature, 1), soft[idx].to(device),
-                                              reduction="batchmean")
-                    loss = alpha * temperature**2 * kd + (1 - alpha) * loss
-            scaler.scale(loss).backward()
-            scaler.step(optimiser)
-            scaler.update()
-            running += float(loss.detach()) * len(idx)
-        val_logits = predict_logits(model, x_val, device=device)
-        val_loss = float(loss_fn(torch.from_numpy(val_logits), torch.from_numpy(y_val)))
-        val_acc = _accuracy(val_logits, y_val)
-        scheduler.step(val_loss)
-        result.history.append({"epoch": epoch, "train_loss": running / len(x_train), "val_loss": val_loss,
-                               "val_accuracy": val_acc, "lr": optimiser.param_groups[0]["lr"]})
-        if progress:
-            print(f"{network} epoch {epoch}: train loss {running / len(x_train):.4f} "
-                  f"val loss {val_loss:.4f} val acc {val_acc:.4f}", flush=True)
-        if best_state is None or val_acc > result.validation_accuracy:
-            result.validation_accuracy, result.best_epoch = val_acc, epoch
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    model.load_state_dict(best_state)
-    result.seconds = time.perf_counter() - started
-    test_logits = predict_logits(model, to_network_input(dataset.test_images, spec.input_shape), device=device)
-    result.test_accuracy = _accuracy(test_logits, dataset.test_labels)
-    model.to(memory_format=torch.contiguous_format)
+    with channels_last(model):  # trains 1.6× faster; the returned model has the default layout
+        for epoch in range(1, epochs + 1):
+            model.train()
+            order = torch.randperm(len(x_train), generator=generator)
+            batches = range(0, len(order), batch_size)
+            bar = tqdm(batches, desc=f"{network} epoch {epoch}/{epochs}", disable=not progress, leave=False)
+            running = 0.0
+            for start in bar:
+                idx = order[start:start + batch_size].to(x_train.device)
+                xb, yb = x_train[idx].to(device), y_train[idx].to(device)
+                optimiser.zero_grad(set_to_none=True)
+                with autocast_context(device, amp_dtype):
+                    logits = model(xb)
+                    loss = loss_fn(logits, yb)
+                    if soft is not None:
+                        kd = nn.functional.kl_div(torch.log_softmax(logits.float() / temperature, 1),
+                                                  soft[idx].to(device), reduction="batchmean")
+                        loss = alpha * temperature**2 * kd + (1 - alpha) * loss
+                scaler.scale(loss).backward()
+                scaler.step(optimiser)
+                scaler.update()
+                running += float(loss.detach()) * len(idx)
+            val_logits = predict_logits(model, x_val, device=device)
+            val_loss = float(loss_fn(torch.from_numpy(val_logits), torch.from_numpy(y_val)))
+            val_acc = _accuracy(val_logits, y_val)
+            scheduler.step(val_loss)
+            result.history.append({"epoch": epoch, "train_loss": running / len(x_train), "val_loss": val_loss,
+                                   "val_accuracy": val_acc, "lr": optimiser.param_groups[0]["lr"]})
+            if progress:
+                print(f"{network} epoch {epoch}: train loss {running / len(x_train):.4f} "
+                      f"val loss {val_loss:.4f} val acc {val_acc:.4f}", flush=True)
+            if best_state is None or val_acc > result.validation_accuracy:
+                result.validation_accuracy, result.best_epoch = val_acc, epoch
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        model.load_state_dict(best_state)
+        result.seconds = time.perf_counter() - started
+        test_logits = predict_logits(model, to_network_input(dataset.test_images, spec.input_shape), device=device)
+        result.test_accuracy = _accuracy(test_logits, dataset.test_labels)
     return result
 
 

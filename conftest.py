@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from greenbench.provenance import atomic_write_json
+from greenbench.core.provenance import atomic_write_json
 from greenbench.pytest_plugin import write_artifact
 
 ROOT = Path(__file__).parent
@@ -63,7 +63,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.fixture(scope="session")
 def fashion_mnist():
     """The real Fashion-MNIST (checksums verified), or a skip that says what is missing and how to get it."""
-    from greenbench.data import DatasetMissingError, load_dataset
+    from greenbench.nn.data import DatasetMissingError, load_dataset
 
     try:
         return load_dataset("fashion-mnist")
@@ -75,7 +75,7 @@ class TrainedNetworks:
     """Checkpoints in fixtures/ (committed) and what the suite derives from them, computed once."""
 
     def __init__(self, dataset, config: pytest.Config, shared_dir: Path):
-        from greenbench.training import available_checkpoints
+        from greenbench.nn.training import available_checkpoints
 
         self.dataset = dataset
         self.config = config
@@ -90,7 +90,7 @@ class TrainedNetworks:
         self._cache: dict = {}
 
     def checkpoint(self, network: str):
-        from greenbench.training import load_checkpoint
+        from greenbench.nn.training import load_checkpoint
 
         if network not in self.paths:
             pytest.skip(f"no trained {network} checkpoint in {FIXTURES} (train one: "
@@ -103,7 +103,7 @@ class TrainedNetworks:
     def model_for_gpu_tier(self, network: str, rehearsal: bool):
         """The trained network; in a rehearsal, seeded weights stand in for a missing checkpoint."""
         if network not in self.paths and rehearsal:
-            from greenbench.models import build_network
+            from greenbench.nn.models import build_network
 
             return build_network(network, seed=0), {"weights": "seeded (no checkpoint; rehearsal)"}
         model, meta = self.checkpoint(network)
@@ -120,7 +120,7 @@ class TrainedNetworks:
         return {"data_md5": self.dataset.checksum, "checkpoint_sha256": meta["weights_sha256"]}
 
     def user_model(self, network: str):
-        from greenbench.modelstudy import ModelFileError, load_user_model
+        from greenbench.nn.modelstudy import ModelFileError, load_user_model
 
         key = ("user", network)
         if key not in self._cache:
@@ -132,15 +132,15 @@ class TrainedNetworks:
 
     def weights(self, network: str):
         """Every weight and bias of the network as the graph has them (BatchNorm folded where it is)."""
-        from greenbench.onnxcodec import flat_weights
+        from greenbench.coding.weights import flat_weights
 
         if network in self.user_models:
             return self.user_model(network).flat
         return flat_weights(self.onnx(network))
 
     def onnx(self, network: str):
-        from greenbench.models import network_spec
-        from greenbench.onnxcodec import export_onnx
+        from greenbench.nn.models import network_spec
+        from greenbench.nn.onnx_eval import export_onnx
 
         key = ("onnx", network)
         if key not in self._cache:
@@ -155,11 +155,11 @@ class TrainedNetworks:
         return self._cache[key]
 
     def test_set(self, network: str):
-        from greenbench.data import to_network_input
-        from greenbench.models import network_spec
+        from greenbench.nn.data import to_network_input
+        from greenbench.nn.models import network_spec
 
         if network in self.user_models:
-            from greenbench.modelstudy import ModelFileError, load_model_data
+            from greenbench.nn.modelstudy import ModelFileError, load_model_data
 
             path, data = self.user_models[network]
             self.onnx(network)  # a weights-only file skips here: no graph to run
@@ -179,7 +179,7 @@ class TrainedNetworks:
         """The thesis grid's lowest-entropy setting within 0.8 pp, and the evaluator that found it (one screened scan
         of all families, `lowest_rate_within_budget`: what `compression_study(network).best` is, in a fraction of
         its time, so no worker waits on another's study)."""
-        from greenbench.compression import NetworkEvaluator, lowest_rate_within_budget
+        from greenbench.nn.budget import NetworkEvaluator, lowest_rate_within_budget
 
         key = ("lowest", network)
         if key not in self._cache:
@@ -196,7 +196,7 @@ class TrainedNetworks:
         """
         import fcntl
 
-        from greenbench.compression import NetworkStudy, study_network
+        from greenbench.nn.budget import NetworkStudy, study_network
 
         key = ("study", network)
         if key not in self._cache:
@@ -228,6 +228,6 @@ def trained_networks(fashion_mnist, request, tmp_path_factory) -> TrainedNetwork
 @pytest.fixture(scope="session")
 def benchmark_data(fashion_mnist):
     """The FP16 benchmark's test set: CIFAR-10 where present, else Fashion-MNIST as 3×32×32."""
-    from greenbench.data import load_first_available
+    from greenbench.nn.data import load_first_available
 
     return load_first_available("cifar-10", "fashion-mnist")

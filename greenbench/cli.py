@@ -10,8 +10,8 @@ from pathlib import Path
 def _cmd_train(args: argparse.Namespace) -> int:
     import torch
 
-    from .data import load_dataset
-    from .training import save_checkpoint, train_network
+    from greenbench.nn.data import load_dataset
+    from greenbench.nn.training import save_checkpoint, train_network
 
     out = Path(args.output or f"fixtures/{args.network}-{args.dataset}.safetensors")
     if args.skip_existing and out.is_file():
@@ -22,7 +22,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     teacher = None
     if args.teacher:
-        from .training import load_checkpoint
+        from greenbench.nn.training import load_checkpoint
 
         teacher, teacher_meta = load_checkpoint(Path(args.teacher))
     result = train_network(args.network, dataset, args.epochs, batch_size=args.batch_size, seed=args.seed,
@@ -54,7 +54,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     """The main job: the claims on this hardware (pytest -m claim), the claims table, the report."""
     import subprocess
 
-    from .report import build_report
+    from greenbench.harness.report import build_report
 
     root = _repo_root()
     baseline_dir = Path(args.baseline_dir or root / "baselines")
@@ -79,10 +79,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _energy_sample(root: Path, report_dir: Path) -> None:
     """One LeNet-5 FP32 pass over the Fashion-MNIST test set on the most direct meter here, for the carbon table."""
-    from .data import DatasetError, load_dataset, to_network_input
-    from .energy import best_meter, measure
-    from .provenance import atomic_write_json
-    from .training import load_checkpoint, predict_logits
+    from greenbench.core.provenance import atomic_write_json
+    from greenbench.energy.best import best_meter
+    from greenbench.energy.meter import measure
+    from greenbench.nn.data import DatasetError, load_dataset, to_network_input
+    from greenbench.nn.training import load_checkpoint, predict_logits
 
     try:
         model, _ = load_checkpoint(root / "fixtures" / "lenet5-fashion-mnist.safetensors")
@@ -100,8 +101,8 @@ def _energy_sample(root: Path, report_dir: Path) -> None:
 def _cmd_compare(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
-    from .baselines import BaselineStore, compare_records, paper_comparisons, records_from_profile
-    from .provenance import hardware_profile
+    from greenbench.core.provenance import hardware_profile
+    from greenbench.harness.baselines import BaselineStore, compare_records, paper_comparisons, records_from_profile
 
     root = Path(args.baseline_dir or _repo_root() / "baselines")
     stored = BaselineStore(root, "").profiles()
@@ -132,7 +133,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 def _run_records(path: Path):
     """The claim records of a run's claims JSON, or an error naming the file and what is wrong."""
-    from .report import read_claims_file
+    from greenbench.harness.report import read_claims_file
 
     records = [row.record for row in read_claims_file(path)["rows"] if row.record is not None]
     if not records:
@@ -146,9 +147,9 @@ def _cmd_model(args: argparse.Namespace) -> int:
 
     from tabulate import tabulate
 
-    from .modelstudy import load_model_data, load_user_model, study_user_model
-    from .provenance import atomic_write_json, provenance
-    from .report import plot_rate_accuracy, plot_rate_curves
+    from greenbench.core.provenance import atomic_write_json, provenance
+    from greenbench.harness.report import plot_rate_accuracy, plot_rate_curves
+    from greenbench.nn.modelstudy import load_model_data, load_user_model, study_user_model
 
     model = load_user_model(args.path)
     data = load_model_data(args.data, model) if args.data else None
@@ -205,7 +206,7 @@ def _json_safe(value):
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from .report import build_report
+    from greenbench.harness.report import build_report
 
     print(build_report(Path(args.report_dir), Path(args.baseline_dir or _repo_root() / "baselines")))
     return 0
@@ -222,7 +223,7 @@ def _positive_int(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .data import SPLIT_SEED
+    from greenbench.nn.data import SPLIT_SEED
 
     parser = argparse.ArgumentParser(prog="greenbench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -291,8 +292,8 @@ class CliError(Exception):
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .baselines import BaselineError
-    from .data import DatasetError
+    from greenbench.harness.baselines import BaselineError
+    from greenbench.nn.data import DatasetError
 
     args = build_parser().parse_args(argv)
     try:

@@ -23,11 +23,11 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
-from .baselines import BaselineStore
-from .claims import CLAIMS, REHEARSAL_VERDICT, ClaimRecord, Metric
-from .gputier import gpu_tier_settings, rehearsal_requested
-from .provenance import atomic_write_json, hardware_profile, provenance
-from .report import ClaimRow, render_claims_table
+from greenbench.core.provenance import atomic_write_json, hardware_profile, provenance
+from greenbench.energy.gputier import gpu_tier_settings, rehearsal_requested
+from greenbench.harness.baselines import BaselineStore
+from greenbench.harness.claims import CLAIMS, REHEARSAL_VERDICT, ClaimRecord, Metric
+from greenbench.harness.report import ClaimRow, render_claims_table
 
 RECORD_KEY = "greenbench.claim"
 
@@ -280,7 +280,9 @@ def cuda_device(gpu_tier) -> str:
 def gpu_meter(cuda_device, gpu_tier):
     """NVML's energy counter on the GPU under test (a measured source), a simulated one in a rehearsal,
     or a skip saying why not. `meter.min_window_s` follows the counter's update period, measured here."""
-    from greenbench.energy import MeterUnavailable, NvmlMeter, SimulatedNvml, min_window_for
+    from greenbench.energy.meter import MeterUnavailable, min_window_for
+    from greenbench.energy.nvml import NvmlMeter
+    from greenbench.energy.simulated import SimulatedNvml
 
     try:
         meter = (NvmlMeter(nvml=SimulatedNvml(), synchronize=lambda: None) if gpu_tier.rehearsal
@@ -292,10 +294,3 @@ def gpu_meter(cuda_device, gpu_tier):
                                         cap_s=gpu_tier.window_cap_s)
     yield meter
     meter.close()
-
-
-
-
-def parametrize_cases(names: str, values: list, ids: list[str]):
-    """pytest.mark.parametrize for the library's case generators (greenbench.checks.parametrize_with_checks)."""
-    return pytest.mark.parametrize(names, values, ids=ids)

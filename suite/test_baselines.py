@@ -8,15 +8,15 @@ from pathlib import Path
 import pytest
 
 from greenbench import cli
-from greenbench.baselines import (
+from greenbench.core.provenance import atomic_write_json, hardware_profile
+from greenbench.harness.baselines import (
     BaselineError,
     BaselineStore,
     compare_metric,
     load_paper_table,
     paper_comparisons,
 )
-from greenbench.claims import CLAIMS, ClaimRecord, Metric
-from greenbench.provenance import atomic_write_json, hardware_profile
+from greenbench.harness.claims import CLAIMS, ClaimRecord, Metric
 
 REPO_BASELINES = Path(__file__).resolve().parents[1] / "baselines"
 

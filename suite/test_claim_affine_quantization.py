@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
-from greenbench.claims import Metric
-from greenbench.quantizers import Affine
-from greenbench.ratedistortion import snr_standard_error_db
+from greenbench.analysis.ratedistortion import snr_standard_error_db
+from greenbench.harness.claims import Metric
+from greenbench.quantization.affine import Affine
 
 pytestmark = pytest.mark.claim("affine-quantization")
 

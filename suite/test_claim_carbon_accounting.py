@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import pytest
 
-from greenbench.baselines import load_paper_table
-from greenbench.carbon import REPORT_REGIONS, carbon_intensity, emissions_kg, regional_emissions
-from greenbench.claims import Metric
-from greenbench.energy import JOULES_PER_KWH
+from greenbench.energy.carbon import REPORT_REGIONS, carbon_intensity, emissions_kg, regional_emissions
+from greenbench.energy.meter import JOULES_PER_KWH
+from greenbench.harness.baselines import load_paper_table
+from greenbench.harness.claims import Metric
 
 pytestmark = pytest.mark.claim("carbon-accounting")
 

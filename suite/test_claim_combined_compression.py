@@ -24,10 +24,11 @@ from pathlib import Path
 
 import pytest
 
-from greenbench.claims import Metric
-from greenbench.compression import NetworkEvaluator, lowest_rate_within_budget
-from greenbench.onnxcodec import encode_container, export_onnx
-from greenbench.pruning import magnitude_prune
+from greenbench.coding.container import encode_container
+from greenbench.harness.claims import Metric
+from greenbench.nn.budget import NetworkEvaluator, lowest_rate_within_budget
+from greenbench.nn.onnx_eval import export_onnx
+from greenbench.nn.pruning import magnitude_prune
 from suite.tiers import network_params
 
 pytestmark = [pytest.mark.claim("combined-compression"), pytest.mark.slow]
@@ -80,7 +81,7 @@ def test_pruning_then_quantizing_stores_fewer_bits(network, trained_networks, cl
 
 @pytest.mark.nightly
 def test_quantizing_the_distilled_student_stores_fewer_bits(trained_networks, claim):
-    from greenbench.training import load_checkpoint
+    from greenbench.nn.training import load_checkpoint
 
     path = FIXTURES / "student-distilled-fashion-mnist.safetensors"
     if not path.is_file():

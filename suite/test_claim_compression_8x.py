@@ -10,7 +10,7 @@ mean over the models in the run CR ≥ 8. The grid's interval [−1, 1] is widen
 that holds every weight (LeNet-5 reaches 1.22, GoogLeNet with folded BatchNorm 2.10): the thesis's
 Eqs. 2.21–2.26 do not clip, and clipping those few weights costs GoogLeNet 71 pp. 32/H assumes one
 ideal coder with one distribution for all weights; the container's coder (per-tensor adaptive models
-with context, greenbench.contextcoding) must do at least as well: real CR (fp32 weight bytes / coded
+with context, greenbench.coding.context) must do at least as well: real CR (fp32 weight bytes / coded
 weight bytes, stream header included) ≥ 32/H, and the container must decode to exactly the
 quantize-dequantize model. Both figures are recorded.
 """
@@ -20,8 +20,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from greenbench.claims import Metric
-from greenbench.onnxcodec import decode_container, encode_container, quantize_model, run_onnx
+from greenbench.coding.container import decode_container, encode_container
+from greenbench.coding.weights import quantize_model
+from greenbench.harness.claims import Metric
+from greenbench.nn.onnx_eval import run_onnx
 from suite.tiers import DEFAULT_TIER_NETWORKS
 
 pytestmark = [pytest.mark.claim("compression-8x"), pytest.mark.slow]

@@ -27,9 +27,10 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from greenbench.claims import Metric
-from greenbench.compression import DEADZONE_FAMILY
-from greenbench.ratedistortion import EmpiricalSource, shannon_lower_bound_snr, snr_standard_error_db, study_families
+from greenbench.analysis.ratedistortion import shannon_lower_bound_snr, snr_standard_error_db, study_families
+from greenbench.harness.claims import Metric
+from greenbench.nn.budget import DEADZONE_FAMILY
+from greenbench.quantization.designed import EmpiricalSource
 
 pytestmark = pytest.mark.claim("deadzone-optimal")
 

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from greenbench.claims import Metric
-from greenbench.data import to_network_input
-from greenbench.models import build_network, count_parameters
-from greenbench.statistics import mcnemar
-from greenbench.training import load_checkpoint, predict_logits, train_network
+from greenbench.analysis.statistics import mcnemar
+from greenbench.harness.claims import Metric
+from greenbench.nn.data import to_network_input
+from greenbench.nn.models import build_network, count_parameters
+from greenbench.nn.training import load_checkpoint, predict_logits, train_network
 
 pytestmark = pytest.mark.claim("distillation")
 

@@ -18,13 +18,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from greenbench.claims import Metric
-from greenbench.data import to_network_input
-from greenbench.fp16 import ROUNDED_FP16, device_batches, inference_pass
-from greenbench.metrics import classification_report
-from greenbench.models import CIFAR_NETWORKS, network_spec
-from greenbench.statistics import accuracy_equivalence, mcnemar
-from greenbench.training import channels_last
+from greenbench.analysis.metrics import classification_report
+from greenbench.analysis.statistics import accuracy_equivalence, mcnemar
+from greenbench.harness.claims import Metric
+from greenbench.nn.data import to_network_input
+from greenbench.nn.fp16 import ROUNDED_FP16, device_batches, inference_pass
+from greenbench.nn.models import CIFAR_NETWORKS, network_spec
+from greenbench.nn.training import channels_last
 from suite.tiers import network_params
 
 pytestmark = pytest.mark.claim("fp16-accuracy")

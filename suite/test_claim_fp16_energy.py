@@ -21,13 +21,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from greenbench.baselines import load_paper_table
-from greenbench.claims import Metric
-from greenbench.data import to_network_input
-from greenbench.energy import CodeCarbonMeter, MeterUnavailable
-from greenbench.fp16 import benchmark_network
-from greenbench.models import CIFAR_NETWORKS, build_network
-from greenbench.statistics import coefficient_of_variation, paper_analysis, relative_reduction
+from greenbench.analysis.statistics import coefficient_of_variation, paper_analysis, relative_reduction
+from greenbench.energy.codecarbon import CodeCarbonMeter
+from greenbench.energy.meter import MeterUnavailable
+from greenbench.harness.baselines import load_paper_table
+from greenbench.harness.claims import Metric
+from greenbench.nn.data import to_network_input
+from greenbench.nn.fp16 import benchmark_network
+from greenbench.nn.models import CIFAR_NETWORKS, build_network
 
 pytestmark = [pytest.mark.claim("fp16-energy"), pytest.mark.gpu]
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from greenbench.claims import Metric
-from greenbench.distributions import FAMILIES, REFERENCE_SOURCES, fit_families
+from greenbench.analysis.distributions import FAMILIES, REFERENCE_SOURCES, fit_families
+from greenbench.harness.claims import Metric
 
 pytestmark = pytest.mark.claim("laplacian-weights")
 

@@ -19,15 +19,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from greenbench.baselines import load_paper_table
-from greenbench.claims import Metric
-from greenbench.data import SPLIT_SEED, load_first_available, to_network_input
-from greenbench.energy import MeterUnavailable, RaplMeter, measure, rapl_readable
-from greenbench.fp16 import device_batches, inference_pass
-from greenbench.gputier import gpu_tier_settings
-from greenbench.models import build_network, count_parameters
-from greenbench.statistics import relative_reduction
-from greenbench.training import train_network
+from greenbench.analysis.statistics import relative_reduction
+from greenbench.energy.gputier import gpu_tier_settings
+from greenbench.energy.meter import MeterUnavailable, measure
+from greenbench.energy.rapl import RaplMeter, rapl_readable
+from greenbench.harness.baselines import load_paper_table
+from greenbench.harness.claims import Metric
+from greenbench.nn.data import SPLIT_SEED, load_first_available, to_network_input
+from greenbench.nn.fp16 import device_batches, inference_pass
+from greenbench.nn.models import build_network, count_parameters
+from greenbench.nn.training import train_network
 
 pytestmark = pytest.mark.claim("mnist-energy")
 

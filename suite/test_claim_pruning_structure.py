@@ -23,11 +23,11 @@ import numpy as np
 import pytest
 import torch
 
-from greenbench.claims import Metric
-from greenbench.data import to_network_input
-from greenbench.models import network_spec
-from greenbench.onnxcodec import export_onnx, run_onnx
-from greenbench.pruning import inference_time_ratio, magnitude_prune, structured_prune, weight_sparsity
+from greenbench.harness.claims import Metric
+from greenbench.nn.data import to_network_input
+from greenbench.nn.models import network_spec
+from greenbench.nn.onnx_eval import export_onnx, run_onnx
+from greenbench.nn.pruning import inference_time_ratio, magnitude_prune, structured_prune, weight_sparsity
 from suite.tiers import network_params
 
 pytestmark = [pytest.mark.claim("pruning-structure"), pytest.mark.slow]

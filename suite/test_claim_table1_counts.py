@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from greenbench.baselines import load_paper_table
-from greenbench.claims import Metric
-from greenbench.models import CIFAR_NETWORKS, build_network, count_macs, count_parameters, network_spec
+from greenbench.harness.baselines import load_paper_table
+from greenbench.harness.claims import Metric
+from greenbench.nn.models import CIFAR_NETWORKS, build_network, count_macs, count_parameters, network_spec
 
 pytestmark = pytest.mark.claim("table1-counts")
 

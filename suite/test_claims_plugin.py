@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from greenbench.provenance import hardware_profile
+from greenbench.core.provenance import hardware_profile
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -127,7 +127,7 @@ def test_pytest_help_lists_the_plugins_options_from_an_empty_folder(pytester):
 
 
 def test_claims_are_validated_when_registered():
-    from greenbench.claims import CLAIMS, register_claim
+    from greenbench.harness.claims import CLAIMS, register_claim
 
     assert register_claim("compression-8x", CLAIMS["compression-8x"].source, CLAIMS["compression-8x"].statement,
                           measures_energy=False) == CLAIMS["compression-8x"]  # the same again: a no-op

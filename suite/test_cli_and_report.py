@@ -9,9 +9,9 @@ import pytest
 import safetensors.torch
 
 from greenbench import cli
-from greenbench.claims import ClaimRecord, Metric
-from greenbench.report import ClaimRow, build_report, render_claims_table
-from greenbench.training import load_checkpoint
+from greenbench.harness.claims import ClaimRecord, Metric
+from greenbench.harness.report import ClaimRow, build_report, render_claims_table
+from greenbench.nn.training import load_checkpoint
 
 REPO_BASELINES = Path(__file__).resolve().parents[1] / "baselines"
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from greenbench.compression import (
+from greenbench.analysis.statistics import over_budget_evidence
+from greenbench.coding.entropy import entropy_bits
+from greenbench.nn.budget import (
     SCREEN_ALPHA,
     Evaluation,
     NetworkEvaluator,
@@ -16,11 +18,9 @@ from greenbench.compression import (
     covering_interval,
     full_sweep,
     lowest_rate_within_budget,
-    over_budget_evidence,
     select_families,
     thesis_grid,
 )
-from greenbench.rate import entropy_bits
 
 
 @pytest.mark.parametrize(("largest", "interval"), [(0.3, 1.0), (1.0, 1.0), (1.01, 2.0), (2.0, 2.0), (2.104, 4.0)])

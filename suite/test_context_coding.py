@@ -1,4 +1,4 @@
-"""The container's coder (greenbench.contextcoding): bit-exact, below 32/H where per-tensor statistics
+"""The container's coder (greenbench.coding.context): bit-exact, below 32/H where per-tensor statistics
 or context carry information, close to H where they do not, and every damaged stream a clear error."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from greenbench.contextcoding import decode_tensors, encode_tensors
-from greenbench.rate import CorruptStreamError, entropy_bits
+from greenbench.coding.context import decode_tensors, encode_tensors
+from greenbench.coding.entropy import CorruptStreamError, entropy_bits
 
 tensor_lists = st.lists(hnp.arrays(st.sampled_from([np.int8, np.int16, np.int32, np.int64]),
                                    hnp.array_shapes(min_dims=1, max_dims=3, max_side=40),

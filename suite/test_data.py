@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from greenbench import data
-from greenbench.data import (
+from greenbench.nn import data
+from greenbench.nn.data import (
     DataFile,
     DatasetChecksumError,
     DatasetCorruptError,

@@ -7,22 +7,22 @@ import time
 
 import pytest
 
-from greenbench.energy import (
+from greenbench.energy.best import best_meter
+from greenbench.energy.codecarbon import CodeCarbonMeter
+from greenbench.energy.estimate import CpuTimeEstimateMeter
+from greenbench.energy.meter import (
     ESTIMATED,
     MEASURED,
     SIMULATED,
-    CodeCarbonMeter,
-    CpuTimeEstimateMeter,
     MeterUnavailable,
-    NvmlMeter,
-    RaplMeter,
-    SimulatedNvml,
-    best_meter,
     idle_power,
     measure,
     min_window_for,
     warm_up,
 )
+from greenbench.energy.nvml import NvmlMeter
+from greenbench.energy.rapl import RaplMeter
+from greenbench.energy.simulated import SimulatedNvml
 
 
 def FakeNvml(watts: float = 150.0, has_counter: bool = True) -> SimulatedNvml:  # noqa: N802 - reads as a class

@@ -26,9 +26,10 @@ import pytest
 import torch
 from torch import nn
 
-from greenbench.claims import Metric
-from greenbench.modelstudy import ModelData, UserModel, study_user_model
-from greenbench.onnxcodec import export_onnx, weights
+from greenbench.coding.weights import weights
+from greenbench.harness.claims import Metric
+from greenbench.nn.modelstudy import ModelData, UserModel, study_user_model
+from greenbench.nn.onnx_eval import export_onnx
 
 pytestmark = pytest.mark.nightly
 
@@ -117,7 +118,7 @@ def _onnx_model(name: str, module: nn.Module, example: torch.Tensor, tmp_path: P
     with torch.no_grad():
         torch.onnx.export(module, (example,), str(path), input_names=["input"], output_names=["output"],
                           dynamic_axes={"input": {0: "n"}, "output": {0: "n"}}, opset_version=17, dynamo=False)
-    from greenbench.onnxcodec import load_onnx
+    from greenbench.coding.weights import load_onnx
 
     proto = load_onnx(path)
     return UserModel(path, "onnx", weights(proto), proto)

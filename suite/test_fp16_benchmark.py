@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from greenbench.energy import ESTIMATED, CpuTimeEstimateMeter
-from greenbench.fp16 import benchmark_network, inference_pass
-from greenbench.models import build_network
+from greenbench.energy.estimate import CpuTimeEstimateMeter
+from greenbench.energy.meter import ESTIMATED
+from greenbench.nn.fp16 import benchmark_network, inference_pass
+from greenbench.nn.models import build_network
 
 
 def test_benchmark_interleaves_precisions_and_tags_estimates():
@@ -37,7 +38,7 @@ def test_fp16_pass_runs_under_autocast_in_half():
 
 
 def test_rounded_fp16_computes_on_half_numbers_and_leaves_the_model_alone():
-    from greenbench.fp16 import ROUNDED_FP16, half_rounded
+    from greenbench.nn.fp16 import ROUNDED_FP16, half_rounded
 
     model = build_network("lenet5", seed=0).eval()
     before = [p.detach().clone() for p in model.parameters()]

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from greenbench.claims import REHEARSAL_VERDICT
-from greenbench.gputier import REHEARSAL_ENV, gpu_tier_settings, rehearsal_requested
+from greenbench.energy.gputier import REHEARSAL_ENV, gpu_tier_settings, rehearsal_requested
+from greenbench.harness.claims import REHEARSAL_VERDICT
 
 ROOT = Path(__file__).resolve().parent.parent
 

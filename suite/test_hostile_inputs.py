@@ -11,34 +11,12 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from greenbench import carbon, cli, compression, data, metrics, models, statistics, training
-from greenbench import distributions as dist
-from greenbench import ratedistortion as rd
-from greenbench.baselines import BaselineError, BaselineStore
-from greenbench.claims import Metric
-from greenbench.energy import (
-    CodeCarbonMeter,
-    CpuTimeEstimateMeter,
-    NvmlMeter,
-    SimulatedNvml,
-    idle_power,
-    measure,
-    min_window_for,
-    warm_up,
-)
-from greenbench.gputier import gpu_tier_settings
-from greenbench.onnxcodec import OnnxCodecError, decode_container, load_onnx
-from greenbench.quantizers import (
-    Affine,
-    Codebook,
-    Deadzone,
-    Midrise,
-    Midtread,
-    Minifloat,
-    MuLaw,
-    make_quantizer,
-)
-from greenbench.rate import (
+from greenbench import cli
+from greenbench.analysis import distributions as dist
+from greenbench.analysis import metrics, statistics
+from greenbench.analysis import ratedistortion as rd
+from greenbench.coding.container import decode_container
+from greenbench.coding.entropy import (
     CorruptStreamError,
     compression_ratio,
     decode_indices,
@@ -47,6 +25,23 @@ from greenbench.rate import (
     entropy_from_counts,
     space_reduction,
 )
+from greenbench.coding.weights import OnnxCodecError, load_onnx
+from greenbench.energy import carbon
+from greenbench.energy.codecarbon import CodeCarbonMeter
+from greenbench.energy.estimate import CpuTimeEstimateMeter
+from greenbench.energy.gputier import gpu_tier_settings
+from greenbench.energy.meter import idle_power, measure, min_window_for, warm_up
+from greenbench.energy.nvml import NvmlMeter
+from greenbench.energy.simulated import SimulatedNvml
+from greenbench.harness.baselines import BaselineError, BaselineStore
+from greenbench.harness.claims import Metric
+from greenbench.nn import budget as compression
+from greenbench.nn import data, models, training
+from greenbench.quantization.affine import Affine
+from greenbench.quantization.base import make_quantizer
+from greenbench.quantization.codebook import Codebook
+from greenbench.quantization.tabled import Minifloat, MuLaw
+from greenbench.quantization.uniform import Deadzone, Midrise, Midtread
 
 NAN, INF = float("nan"), float("inf")
 LAPLACE = rd.EmpiricalSource.laplace_quantiles(1000)

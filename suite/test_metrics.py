@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from sklearn import metrics as skm
 
-from greenbench.metrics import (
+from greenbench.analysis.metrics import (
     classification_report,
     confusion_matrix,
     mean_reciprocal_rank,

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from greenbench import cli
-from greenbench.data import to_network_input
-from greenbench.modelstudy import ModelFileError, load_model_data, load_user_model
-from greenbench.onnxcodec import export_onnx
+from greenbench.nn.data import to_network_input
+from greenbench.nn.modelstudy import ModelFileError, load_model_data, load_user_model
+from greenbench.nn.onnx_eval import export_onnx
 
 N_IMAGES = 300
 

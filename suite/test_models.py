@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from greenbench.models import NETWORKS, build_network, count_macs, count_parameters, network_spec
+from greenbench.nn.models import NETWORKS, build_network, count_macs, count_parameters, network_spec
 
 
 @pytest.mark.parametrize("name", list(NETWORKS))
@@ -43,7 +43,7 @@ def test_unknown_network_is_named():
 def test_channels_last_inference_restores_the_layout_and_keeps_the_logits():
     import numpy as np
 
-    from greenbench.training import channels_last, predict_logits
+    from greenbench.nn.training import channels_last, predict_logits
 
     model = build_network("student", seed=0).eval()
     x = torch.randn(8, 3, 32, 32)

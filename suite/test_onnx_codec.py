@@ -9,20 +9,13 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from greenbench.models import CIFAR_NETWORKS, build_network, network_spec
-from greenbench.onnxcodec import (
-    OnnxCodecError,
-    decode_container,
-    encode_container,
-    export_onnx,
-    flat_weights,
-    load_onnx,
-    quantize_model,
-    run_onnx,
-    weight_names,
-    weights,
-)
-from greenbench.quantizers import Deadzone, Midtread, Minifloat, MuLaw, quantizer_examples
+from greenbench.coding.container import decode_container, encode_container
+from greenbench.coding.weights import OnnxCodecError, flat_weights, load_onnx, quantize_model, weight_names, weights
+from greenbench.nn.models import CIFAR_NETWORKS, build_network, network_spec
+from greenbench.nn.onnx_eval import export_onnx, run_onnx
+from greenbench.quantization.base import quantizer_examples
+from greenbench.quantization.tabled import Minifloat, MuLaw
+from greenbench.quantization.uniform import Deadzone, Midtread
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from greenbench.pruning import inference_time_ratio
+from greenbench.nn.pruning import inference_time_ratio
 
 
 def test_time_ratio_puts_the_model_over_its_reference():

@@ -10,8 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from greenbench.checks import CHECKS, FunctionQuantizer, check_quantizer, checks_for, parametrize_with_checks
-from greenbench.quantizers import REGISTRY, Midtread, quantizer_examples
+from greenbench.harness.checks import CHECKS, FunctionQuantizer, check_quantizer, checks_for, parametrize_with_checks
+from greenbench.quantization.base import REGISTRY, quantizer_examples
+from greenbench.quantization.uniform import Midtread
 
 pytestmark = pytest.mark.property
 

@@ -17,7 +17,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from greenbench.quantizers import MINIFLOAT_FORMATS, Midtread, Minifloat, MuLaw
+from greenbench.quantization.tabled import MINIFLOAT_FORMATS, Minifloat, MuLaw
+from greenbench.quantization.uniform import Midtread
 
 
 def minifloat_reference_quantize(q: Minifloat, x: np.ndarray) -> np.ndarray:

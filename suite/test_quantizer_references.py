@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from scipy import stats
 
-from greenbench.quantizers import Minifloat
-from greenbench.rate import entropy_bits
+from greenbench.coding.entropy import entropy_bits
+from greenbench.quantization.tabled import Minifloat
 
 IEEE = {"zero": True, "subnormals": True, "specials": True}
 # numpy rounds float64 to float16 directly; ml_dtypes goes through float32 (a double rounding near

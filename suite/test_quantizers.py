@@ -10,17 +10,10 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from greenbench.quantizers import (
-    MINIFLOAT_FORMATS,
-    Affine,
-    Deadzone,
-    Midrise,
-    Midtread,
-    Minifloat,
-    MuLaw,
-    make_quantizer,
-    quantizer_examples,
-)
+from greenbench.quantization.affine import Affine
+from greenbench.quantization.base import make_quantizer, quantizer_examples
+from greenbench.quantization.tabled import MINIFLOAT_FORMATS, Minifloat, MuLaw
+from greenbench.quantization.uniform import Deadzone, Midrise, Midtread
 
 finite = st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False)
 vectors = hnp.arrays(np.float64, st.integers(1, 64), elements=finite)

@@ -10,8 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from greenbench.quantizers import Deadzone
-from greenbench.rate import (
+from greenbench.coding.entropy import (
     CorruptStreamError,
     compression_ratio,
     decode_indices,
@@ -21,6 +20,7 @@ from greenbench.rate import (
     index_counts,
     space_reduction,
 )
+from greenbench.quantization.uniform import Deadzone
 
 index_arrays = hnp.arrays(st.sampled_from([np.int8, np.int16, np.int32, np.int64]), st.integers(1, 3000),
                           elements=st.integers(-100, 100))

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from greenbench.baselines import load_paper_table
-from greenbench.statistics import (
+from greenbench.analysis.statistics import (
     accuracy_equivalence,
     coefficient_of_variation,
     mann_whitney,
@@ -16,6 +15,7 @@ from greenbench.statistics import (
     relative_reduction,
     shapiro_wilk,
 )
+from greenbench.harness.baselines import load_paper_table
 
 
 def test_shapiro_and_mann_whitney_are_scipys():

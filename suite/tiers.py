@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from greenbench.models import CIFAR_NETWORKS
+from greenbench.nn.models import CIFAR_NETWORKS
 
 # The default tier runs the network claims on LeNet-5; GoogLeNet's (its budget search alone takes ~1.5 min
 # on 2 cores, its CPU FP16 inference more) and the other three, which have no committed checkpoint, run in

@@ -23,9 +23,11 @@ import numpy as np
 import torch
 from tabulate import tabulate
 
-from greenbench.provenance import provenance
-from greenbench.quantizers import Affine, Deadzone, Midrise, Midtread, Minifloat, MuLaw
-from greenbench.rate import entropy_bits
+from greenbench.coding.entropy import entropy_bits
+from greenbench.core.provenance import provenance
+from greenbench.quantization.affine import Affine
+from greenbench.quantization.tabled import Minifloat, MuLaw
+from greenbench.quantization.uniform import Deadzone, Midrise, Midtread
 
 TARGETS = {"midtread": 6.0, "midrise": 6.0, "deadzone": 6.0, "affine": 6.0, "mulaw": 8.0, "minifloat 1/4/3": 8.0,
            "minifloat 1/5/10": 8.0}

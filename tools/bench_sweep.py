@@ -21,7 +21,8 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from greenbench.compression import (
+from greenbench.core.provenance import provenance
+from greenbench.nn.budget import (
     Evaluation,
     NetworkEvaluator,
     best_overall,
@@ -30,11 +31,10 @@ from greenbench.compression import (
     lowest_rate_within_budget,
     thesis_grid,
 )
-from greenbench.data import load_dataset, to_network_input
-from greenbench.models import network_spec
-from greenbench.onnxcodec import export_onnx
-from greenbench.provenance import provenance
-from greenbench.training import load_checkpoint
+from greenbench.nn.data import load_dataset, to_network_input
+from greenbench.nn.models import network_spec
+from greenbench.nn.onnx_eval import export_onnx
+from greenbench.nn.training import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 GRID_FORMAT, GRID_VERSION = "greenbench-full-grid", 1

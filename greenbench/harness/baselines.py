@@ -21,8 +21,8 @@ from typing import Any
 
 import jsonschema
 
-from .claims import ClaimRecord, Metric
-from .provenance import atomic_write_json, provenance
+from greenbench.core.provenance import atomic_write_json, provenance
+from greenbench.harness.claims import ClaimRecord, Metric
 
 SCHEMA_ID = "greenbench.baseline/1"
 PAPER_SCHEMA_ID = "greenbench.paper/1"

@@ -21,7 +21,11 @@ from typing import Any
 import numpy as np
 import onnx
 
-from .compression import (
+from greenbench.analysis.distributions import fit_families
+from greenbench.coding.container import encode_container
+from greenbench.coding.entropy import FP32_BITS, encode_indices, entropy_bits
+from greenbench.coding.weights import OnnxCodecError, load_onnx, weights
+from greenbench.nn.budget import (
     NetworkStudy,
     OutputSnrEvaluator,
     budget_search,
@@ -30,9 +34,7 @@ from .compression import (
     study_network,
     thesis_grid,
 )
-from .distributions import fit_families
-from .onnxcodec import OnnxCodecError, encode_container, load_onnx, run_onnx, session, weights
-from .rate import FP32_BITS, encode_indices, entropy_bits
+from greenbench.nn.onnx_eval import run_onnx, session
 
 MAX_FIT_SAMPLES = 200_000  # the MLE fits see a sample of the weights; histograms and rates use them all
 SKIP_IN_STATE_DICT = ("running_mean", "running_var", "num_batches_tracked")  # BatchNorm statistics, not weights

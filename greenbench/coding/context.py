@@ -23,8 +23,8 @@ from typing import Any
 import numba as nb
 import numpy as np
 
-from .quantizers import as_index_array
-from .rate import CorruptStreamError, checked_body, with_checksum
+from greenbench.coding.entropy import CorruptStreamError, checked_body, with_checksum
+from greenbench.core.validation import as_index_array
 
 MAGIC = b"GBCC"
 VERSION = 1

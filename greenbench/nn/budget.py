@@ -27,10 +27,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnx
 
-from .metrics import top_k_accuracy, true_class_rank
-from .onnxcodec import flat_weights, quantize_model, run_onnx, session
-from .quantizers import MINIFLOAT_FORMATS, Deadzone, Midrise, Midtread, Minifloat, MuLaw, Quantizer
-from .rate import FP32_BITS, entropy_bits
+from greenbench.analysis.metrics import top_k_accuracy, true_class_rank
+from greenbench.analysis.statistics import over_budget_evidence
+from greenbench.coding.entropy import FP32_BITS, entropy_bits
+from greenbench.coding.weights import flat_weights, quantize_model
+from greenbench.nn.onnx_eval import run_onnx, session
+from greenbench.quantization.base import Quantizer
+from greenbench.quantization.tabled import MINIFLOAT_FORMATS, Minifloat, MuLaw
+from greenbench.quantization.uniform import Deadzone, Midrise, Midtread
 
 THESIS_LEVEL_EXPONENTS = tuple(range(2, 25))
 THESIS_DELTAS = (0.1, 0.25, 0.4, 0.7)
@@ -119,7 +123,6 @@ class Evaluation(_Rated):
 SCREEN_SEED = 0
 SCREEN_ALPHA = 1e-3  # chance that screening rejects a setting whose whole-set loss is within the budget
 SCREEN_FIRST = 16  # images in the first prefix, each step doubles it: the wealth at n does not depend on the steps
-SCREEN_BETS = 2.0 ** -np.arange(1, 9)  # fractions of the largest safe bet, mixed with equal weights
 
 
 def _hits(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -127,30 +130,6 @@ def _hits(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     finite = np.all(np.isfinite(logits), axis=1)
     rank = true_class_rank(np.where(finite[:, None], logits, 0.0), labels)
     return np.stack([finite & (rank <= 1), finite & (rank <= 5)], axis=1)
-
-
-def over_budget_evidence(differences: np.ndarray, population: int, budget: float) -> float:
-    """The largest wealth a bettor reached against "the whole set's loss is ≤ budget" (Ville: ≥ 1/α has chance ≤ α).
-
-    `differences` are the first n paired outcomes (FP32 correct − quantized correct, each −1, 0 or 1) of a random
-    order of a finite set of `population` images; the loss is their mean over the whole set. Under the
-    hypothesis the next outcome's mean, given those before, is at most m = (N·budget − S)/(N − i): sampling
-    without replacement (Waudby-Smith & Ramdas 2020, "Confidence sequences for sampling without replacement").
-    Each bettor stakes a fixed fraction of the largest bet that cannot go below zero, λ = c/(1 + m), on
-    (d − m); the wealth of their average is a nonnegative supermartingale. Concordant pairs (d = 0) cost the
-    bettor a little, discordant ones carry the evidence. Once the outcomes so far exceed N·budget by more than
-    the rest could take back, the evidence is infinite.
-    """
-    d = np.asarray(differences, dtype=np.float64)
-    i = np.arange(d.size)
-    before = np.concatenate([[0.0], np.cumsum(d)[:-1]])
-    m = (population * budget - before) / (population - i)
-    if np.any(before + d - (population - i - 1) > population * budget):
-        return math.inf
-    safe = m < 1  # m ≥ 1: no outcome can beat the hypothesis; no bet
-    stake = np.where(safe, 1.0 / (1.0 + np.maximum(m, -1 + 1e-12)), 0.0)
-    log_wealth = np.cumsum(np.log1p(np.outer(SCREEN_BETS, stake * (d - m))), axis=1)
-    return float(np.max(np.mean(np.exp(log_wealth), axis=0)))
 
 
 class NetworkEvaluator:

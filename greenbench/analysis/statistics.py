@@ -171,3 +171,30 @@ def coefficient_of_variation(x: Sequence[float]) -> float:
     if np.mean(arr) <= 0:
         raise ValueError("the coefficient of variation needs a positive mean")
     return float(np.std(arr, ddof=1) / np.mean(arr))
+
+
+BET_FRACTIONS = 2.0 ** -np.arange(1, 9)  # fractions of the largest safe bet, mixed with equal weights
+
+
+def over_budget_evidence(differences: np.ndarray, population: int, budget: float) -> float:
+    """The largest wealth a bettor reached against "the whole set's loss is ≤ budget" (Ville: ≥ 1/α has chance ≤ α).
+
+    `differences` are the first n paired outcomes (FP32 correct − quantized correct, each −1, 0 or 1) of a random
+    order of a finite set of `population` images; the loss is their mean over the whole set. Under the
+    hypothesis the next outcome's mean, given those before, is at most m = (N·budget − S)/(N − i): sampling
+    without replacement (Waudby-Smith & Ramdas 2020, "Confidence sequences for sampling without replacement").
+    Each bettor stakes a fixed fraction of the largest bet that cannot go below zero, λ = c/(1 + m), on
+    (d − m); the wealth of their average is a nonnegative supermartingale. Concordant pairs (d = 0) cost the
+    bettor a little, discordant ones carry the evidence. Once the outcomes so far exceed N·budget by more than
+    the rest could take back, the evidence is infinite.
+    """
+    d = np.asarray(differences, dtype=np.float64)
+    i = np.arange(d.size)
+    before = np.concatenate([[0.0], np.cumsum(d)[:-1]])
+    m = (population * budget - before) / (population - i)
+    if np.any(before + d - (population - i - 1) > population * budget):
+        return math.inf
+    safe = m < 1  # m ≥ 1: no outcome can beat the hypothesis; no bet
+    stake = np.where(safe, 1.0 / (1.0 + np.maximum(m, -1 + 1e-12)), 0.0)
+    log_wealth = np.cumsum(np.log1p(np.outer(BET_FRACTIONS, stake * (d - m))), axis=1)
+    return float(np.max(np.mean(np.exp(log_wealth), axis=0)))

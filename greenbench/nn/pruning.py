@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .models import GoogLeNet, Inception, LeNet5, StudentCNN
+from greenbench.nn.models import GoogLeNet, Inception, LeNet5, StudentCNN
 
 PRUNABLE = (nn.Conv2d, nn.Linear)
 NORMS = ("l1", "l2")

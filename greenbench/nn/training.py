@@ -19,9 +19,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .data import SPLIT_SEED, Dataset, to_network_input, train_validation_split
-from .models import build_network, network_spec
-from .provenance import atomic_write_json, provenance
+from greenbench.core.provenance import atomic_write_json, provenance
+from greenbench.nn.data import SPLIT_SEED, Dataset, to_network_input, train_validation_split
+from greenbench.nn.models import build_network, network_spec
 
 
 def autocast_context(device: str, dtype: torch.dtype | None):
@@ -64,7 +64,7 @@ def _teacher_logits(teacher: nn.Module, inputs: torch.Tensor, shape: tuple[int, 
     PyTorch on the device."""
     if torch.device(device).type != "cpu":
         return predict_logits(teacher, inputs, device=device)
-    from .onnxcodec import export_onnx, run_onnx
+    from greenbench.nn.onnx_eval import export_onnx, run_onnx
 
     return run_onnx(export_onnx(teacher, shape), inputs.numpy())
 
@@ -217,7 +217,7 @@ def load_checkpoint(path: Path) -> tuple[nn.Module, dict[str, Any]]:
 
 def available_checkpoints(folder: Path, dataset: str = "fashion-mnist") -> dict[str, Path]:
     """Trained checkpoints `<network>-<dataset>.safetensors` in a folder, by network name."""
-    from .models import NETWORKS
+    from greenbench.nn.models import NETWORKS
 
     found = {}
     for network in NETWORKS:

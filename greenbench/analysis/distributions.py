@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from .quantizers import as_float_array, check_finite
+from greenbench.core.validation import as_float_array, check_finite
 
 FAMILIES: dict[str, stats.rv_continuous] = {
     "exponential": stats.expon,

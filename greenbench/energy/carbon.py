@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from functools import cache
 
-from .energy import JOULES_PER_KWH
+from greenbench.energy.meter import JOULES_PER_KWH
 
 # Regions the report lists the same energy in (ISO 3166-1 alpha-3, optional CodeCarbon region).
 REPORT_REGIONS: tuple[tuple[str, str | None], ...] = (

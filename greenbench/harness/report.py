@@ -9,7 +9,7 @@ from typing import Any
 
 from tabulate import tabulate
 
-from .claims import CLAIMS, REHEARSAL_VERDICT, ClaimRecord
+from greenbench.harness.claims import CLAIMS, REHEARSAL_VERDICT, ClaimRecord
 
 
 @dataclass
@@ -229,7 +229,7 @@ def read_claims_file(path: Path) -> dict[str, Any]:
 
 def merge_claims_files(paths: Sequence[Path], out: Path) -> Path:
     """One claims JSON from several runs' (the GPU script's stages): the rows of all, the first provenance."""
-    from .provenance import atomic_write_json
+    from greenbench.core.provenance import atomic_write_json
 
     merged: dict[str, Any] = {"provenance": None, "rows": []}
     for path in paths:
@@ -246,7 +246,7 @@ def build_report(report_dir: Path, paper_root: Path) -> Path:
     """reports/report.md from a run's claims.json and artifacts, with its PNG plots."""
     import json
 
-    from .baselines import load_paper_table
+    from greenbench.harness.baselines import load_paper_table
 
     report_dir = Path(report_dir)
     claims = read_claims_file(report_dir / "claims.json")
@@ -297,7 +297,7 @@ def build_report(report_dir: Path, paper_root: Path) -> Path:
         sample_path = report_dir / "energy_sample.json"
         sample = json.loads(sample_path.read_text()) if sample_path.is_file() else None
     try:
-        from .carbon import regional_emissions
+        from greenbench.energy.carbon import regional_emissions
     except ImportError:  # CodeCarbon is optional where the GPU tier runs
         sample = None
         sections.append(("Carbon", "Not computed: CodeCarbon (its intensity data) is not installed."))

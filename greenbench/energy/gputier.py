@@ -70,7 +70,7 @@ class GpuTierSettings:
     def unmeasured_reason(self, sources: set[str]) -> str | None:
         """Why these energy sources cannot gate a claim (None when they can): only measured ones do; a
         rehearsal's simulated ones pass, since a rehearsal judges nothing."""
-        from .energy import MEASURED, SIMULATED
+        from greenbench.energy.meter import MEASURED, SIMULATED
 
         allowed = {MEASURED, SIMULATED} if self.rehearsal else {MEASURED}
         if sources and sources <= allowed:

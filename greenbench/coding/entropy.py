@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from . import _kernels
-from .quantizers import as_index_array
+from greenbench.core.validation import as_index_array
+from greenbench.quantization import kernels as _kernels
 
 FP32_BITS = 32
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .energy import MIN_WINDOW_S, EnergyMeter, Measurement, idle_power, measure, warm_up
+from greenbench.energy.meter import MIN_WINDOW_S, EnergyMeter, Measurement, idle_power, measure, warm_up
 
 PRECISIONS = ("fp32", "fp16")
 ROUNDED_FP16 = "fp16-rounded"  # AMP's numerics emulated in float32 (see `half_rounded`): for CPUs

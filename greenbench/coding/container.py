@@ -1,0 +1,132 @@
+"""ONNX weight codec (thesis §3.5 and beyond): quantize every weight and bias of an ONNX graph,
+evaluate it with onnxruntime, and store it as a compressed container.
+
+Container layout (all integers little-endian):
+    magic "GBNNC" | version byte | u32 header length | header JSON | u64 graph length | graph |
+    coded indices | CRC-32
+The header names the quantizer and its parameters and lists the quantized initializers (name,
+shape) in order; the graph is the ONNX model with those initializers emptied; the coded indices are
+one context-coded stream (greenbench.coding.context: per-tensor adaptive models with context) of
+every quantized tensor. Decoding rebuilds exactly the model that quantize-then-dequantize produces.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+
+from greenbench.coding.context import decode_tensors, encode_tensors
+from greenbench.coding.entropy import checked_body, entropy_bits, with_checksum
+from greenbench.coding.weights import (
+    OnnxCodecError,
+    flatten_weights,
+    no_weights_reason,
+    split_weights,
+    weights,
+    with_weights,
+)
+from greenbench.quantization.base import Quantizer, make_quantizer
+
+MAGIC = b"GBNNC"
+CONTAINER_VERSION = 3  # 3: weights context-coded per tensor (2: one static range-coded stream)
+
+
+# --------------------------------------------------------------------------- inference
+
+
+# --------------------------------------------------------------------------- container
+
+@dataclass(frozen=True)
+class Container:
+    data: bytes
+    weight_count: int
+    coded_weight_bytes: int  # the coded index stream, its header and checksum included
+    entropy: float  # zeroth-order entropy of all the indices together, bits per weight
+
+    @property
+    def fp32_weight_bytes(self) -> int:
+        return 4 * self.weight_count
+
+    @property
+    def real_cr(self) -> float:
+        """fp32 weight bytes over coded weight bytes."""
+        return self.fp32_weight_bytes / self.coded_weight_bytes
+
+
+def encode_container(proto: onnx.ModelProto, quantizer: Quantizer) -> Container:
+    tensors = weights(proto)  # in initializer order, the order of the coded stream
+    if not tensors:
+        raise OnnxCodecError(no_weights_reason(proto))
+    flat = flatten_weights(tensors)
+    indices = quantizer.quantize(flat)
+    coded = encode_tensors(list(split_weights(indices, {n: w.shape for n, w in tensors.items()}).values()))
+    header = json.dumps({"quantizer": quantizer.name, "params": quantizer.params,
+                         "tensors": [{"name": n, "shape": list(w.shape)} for n, w in tensors.items()]}).encode()
+    stripped = with_weights(proto, {})
+    for init in stripped.graph.initializer:
+        if init.name in tensors:
+            init.ClearField("raw_data")
+            init.ClearField("float_data")
+    graph = stripped.SerializeToString()
+    data = with_checksum(MAGIC + bytes([CONTAINER_VERSION]) + struct.pack("<I", len(header)) + header
+                         + struct.pack("<Q", len(graph)) + graph + coded)
+    return Container(data, flat.size, len(coded), entropy_bits(indices))
+
+
+def decode_container(data: bytes, quantizer: Quantizer | None = None) -> onnx.ModelProto:
+    """The quantize-dequantize model stored in a container; OnnxCodecError if it is damaged.
+
+    The container names its quantizer, which is rebuilt from the registry; a quantizer that is not
+    registered (a user's) is passed as `quantizer` and must carry the stored name and parameters.
+    """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"a model container is bytes, got {type(data).__name__}")
+    data = bytes(data)
+    if not data.startswith(MAGIC) or len(data) < len(MAGIC) + 1 + 4:
+        raise OnnxCodecError("not a greenbench model container (bad magic or too short)")
+    if data[len(MAGIC)] != CONTAINER_VERSION:
+        raise OnnxCodecError(f"model container format {data[len(MAGIC)]} is not supported "
+                             f"(this greenbench reads format {CONTAINER_VERSION})")
+    data = checked_body(data, "model container", OnnxCodecError)
+    pos = len(MAGIC) + 1
+    (header_len,) = struct.unpack_from("<I", data, pos)
+    pos += 4
+    if len(data) < pos + header_len:
+        raise OnnxCodecError("model container is truncated (header)")
+    try:
+        header = json.loads(data[pos:pos + header_len])
+        shapes = {t["name"]: tuple(t["shape"]) for t in header["tensors"]}
+        if quantizer is None:
+            quantizer = make_quantizer(header["quantizer"], **header["params"])
+        elif (quantizer.name, json.loads(json.dumps(quantizer.params))) != (header["quantizer"], header["params"]):
+            raise OnnxCodecError(f"the container was coded with {header['quantizer']} {header['params']}, "
+                                 f"not with the given {quantizer!r}")
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise OnnxCodecError(f"model container header is corrupt ({exc})") from exc
+    pos += header_len
+    if len(data) < pos + 8:
+        raise OnnxCodecError("model container is truncated (no graph)")
+    (graph_len,) = struct.unpack_from("<Q", data, pos)
+    pos += 8
+    if len(data) < pos + graph_len:
+        raise OnnxCodecError("model container is truncated (graph)")
+    try:
+        proto = onnx.load_from_string(data[pos:pos + graph_len])
+    except Exception as exc:
+        raise OnnxCodecError(f"model container graph is corrupt ({exc})") from exc
+    try:
+        coded = decode_tensors(data[pos + graph_len:])
+    except ValueError as exc:
+        raise OnnxCodecError(f"model container weights are corrupt ({exc})") from exc
+    sizes = [int(np.prod(shape)) for shape in shapes.values()]
+    if [t.size for t in coded] != sizes:
+        raise OnnxCodecError(f"model container holds tensors of {[t.size for t in coded]} weights, its header "
+                             f"lists {sizes}")
+    indices = np.concatenate(coded)
+    restored = with_weights(proto, split_weights(quantizer.dequantize(indices), shapes))
+    onnx.checker.check_model(restored)
+    return restored

@@ -1,0 +1,180 @@
+"""Energy meters with one interface and measurement windows around exactly the work measured.
+
+Like Zeus, a meter is read at the beginning and end of a window (`begin()`/`end()`, or the `window()`
+context manager). Each `Measurement` carries energy (J), duration, per-component energy, the samples
+behind it and its source: `measured` (a hardware counter or power sensor), `estimated` (a model of
+power, such as TDP × load), `simulated` (the CPU rehearsal's stand-in NVML) — never mixed up.
+
+- `NvmlMeter`: NVIDIA's cumulative energy counter (nvmlDeviceGetTotalEnergyConsumption), read after a
+  device synchronize at both ends, cross-checked by power polled every 15 ms in a thread; the GPU's
+  temperature and SM clock at both ends; on GPUs without the counter, the polled power integrated.
+- `SimulatedNvml`: pynvml's interface driven by this process's CPU work, for rehearsals and tests.
+- `RaplMeter`: Linux powercap RAPL package and DRAM counters, wrap-around handled.
+- `CodeCarbonMeter`: CodeCarbon's OfflineEmissionsTracker, as seed 000 used it; its components are
+  tagged by how CodeCarbon obtained them (RAPL/NVML measured; TDP, load or RAM models estimated).
+- `CpuTimeEstimateMeter`: TDP share × process CPU time; the clearly tagged fallback.
+
+Work shorter than a window is repeated until the window reaches its minimum (`measure`; on NVML the
+minimum follows the counter's measured update period, `min_window_for`), `warm_up` repeats passes
+until time and power stop drifting, and `idle_power` measures the baseline before a series so
+net-of-idle figures can be given.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from greenbench.core.validation import check_seconds
+
+MEASURED, ESTIMATED, SIMULATED = "measured", "estimated", "simulated"
+# NVML's energy counter and RAPL update every few to ~100 ms; a window of 1 s keeps the quantisation
+# error of one update below a few per cent. Shorter work is repeated until the window is this long.
+MIN_WINDOW_S = 1.0
+JOULES_PER_KWH = 3.6e6
+
+
+class MeterUnavailable(RuntimeError):
+    """The meter's hardware interface is not present or not readable here."""
+
+
+@dataclass
+class Measurement:
+    energy_j: float
+    duration_s: float
+    source: str  # "measured", "estimated" or "simulated"
+    meter: str
+    components: dict[str, float] = field(default_factory=dict)  # J per component: gpu, cpu, ram
+    component_sources: dict[str, str] = field(default_factory=dict)
+    samples: list[tuple[float, float]] = field(default_factory=list)  # (time s, reading)
+    repeats: int = 1  # how many times the work ran inside the window
+    polled_energy_j: float | None = None  # the same window from power polled in a thread (NVML)
+    device_state: dict[str, dict[str, float | None]] = field(default_factory=dict)  # "start"/"end": temp, clock
+
+    @property
+    def energy_per_repeat_j(self) -> float:
+        return self.energy_j / self.repeats
+
+    @property
+    def duration_per_repeat_s(self) -> float:
+        return self.duration_s / self.repeats
+
+    @property
+    def mean_power_w(self) -> float:
+        return self.energy_j / self.duration_s if self.duration_s > 0 else 0.0
+
+    @property
+    def disagreement(self) -> float | None:
+        """Polled power's energy relative to the counter's, minus 1 (None without both)."""
+        if self.polled_energy_j is None or self.energy_j <= 0:
+            return None
+        return self.polled_energy_j / self.energy_j - 1
+
+    def net_of_idle_j(self, idle_power_w: float) -> float:
+        """Energy above the idle baseline over the same duration."""
+        return self.energy_j - idle_power_w * self.duration_s
+
+    def to_json(self) -> dict[str, Any]:
+        return {"energy_j": self.energy_j, "duration_s": self.duration_s, "source": self.source, "meter": self.meter,
+                "components": self.components, "component_sources": self.component_sources,
+                "repeats": self.repeats, "samples": len(self.samples), "polled_energy_j": self.polled_energy_j,
+                "disagreement": self.disagreement, "device_state": self.device_state}
+
+
+class EnergyMeter(ABC):
+    name: str = "meter"
+
+    @abstractmethod
+    def begin(self) -> None:
+        """Open a window: synchronise the device and read the counters."""
+
+    @abstractmethod
+    def end(self) -> Measurement:
+        """Close the window and return what it measured."""
+
+    @contextlib.contextmanager
+    def window(self) -> Iterator[list[Measurement]]:
+        """`with meter.window() as got: work()`; afterwards got[0] is the Measurement."""
+        result: list[Measurement] = []
+        self.begin()
+        try:
+            yield result
+        finally:
+            result.append(self.end())
+
+    def close(self) -> None:  # noqa: B027 - most meters hold nothing to release
+        """Release the hardware interface."""
+
+
+def measure(meter: EnergyMeter, work: Callable[[], Any], min_window_s: float = MIN_WINDOW_S) -> Measurement:
+    """Run `work` inside one window, repeating it until the window lasts at least `min_window_s`."""
+    min_window_s = check_seconds(min_window_s, "min_window_s", allow_zero=True)
+    repeats = 0
+    meter.begin()
+    started = time.perf_counter()
+    try:
+        while True:
+            work()
+            repeats += 1
+            if time.perf_counter() - started >= min_window_s:
+                break
+    finally:
+        measurement = meter.end()
+    measurement.repeats = repeats
+    return measurement
+
+
+def idle_power(meter: EnergyMeter, seconds: float = 2.0) -> float:
+    """Mean power (W) of the idle machine over `seconds`, as this meter sees it."""
+    seconds = check_seconds(seconds, "idle seconds")
+    with meter.window() as got:
+        time.sleep(seconds)
+    return got[0].mean_power_w
+
+
+def warm_up(meter: EnergyMeter, work: Callable[[], Any], tolerance: float = 0.05, min_passes: int = 2,
+            max_passes: int = 10) -> list[Measurement]:
+    """Run `work` in windows of its own until steady: the last two passes' time and mean power differ by
+    less than `tolerance` (relative), or `max_passes` ran. Returns the warm-up windows (their count is
+    how many passes it took)."""
+    if not (0 < tolerance < 1) or not (1 <= min_passes <= max_passes):
+        raise ValueError(f"need 0 < tolerance < 1 and 1 ≤ min_passes ≤ max_passes, got {tolerance!r}, "
+                         f"{min_passes!r}, {max_passes!r}")
+    passes: list[Measurement] = []
+    while len(passes) < max_passes:
+        with meter.window() as got:
+            work()
+        passes.append(got[0])
+        if len(passes) >= max(min_passes, 2):
+            a, b = passes[-2], passes[-1]
+            drift_time = abs(b.duration_s / a.duration_s - 1) if a.duration_s > 0 else math.inf
+            drift_power = abs(b.mean_power_w / a.mean_power_w - 1) if a.mean_power_w > 0 else math.inf
+            if drift_time < tolerance and drift_power < tolerance:
+                break
+    return passes
+
+
+def min_window_for(update_period_s: float, updates: int = 100, floor_s: float = 0.5, cap_s: float = 2.0) -> float:
+    """The shortest window that spans `updates` counter updates (so one update's quantisation at each end
+    stays near 1/updates), kept within [floor_s, cap_s]."""
+    check_seconds(update_period_s, "update period")
+    return min(max(updates * update_period_s, floor_s), cap_s)
+
+
+# --------------------------------------------------------------------------- NVML
+
+
+# --------------------------------------------------------------------------- RAPL
+
+
+# --------------------------------------------------------------------------- CodeCarbon
+
+
+# --------------------------------------------------------------------------- estimate fallback
+
+

@@ -1,0 +1,83 @@
+"""pynvml's interface driven by this process's CPU work: the GPU tier's rehearsal on a CPU and the
+meter tests' stand-in for a GPU. Its figures are tagged `simulated`, never `measured`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+
+from greenbench.core.validation import check_seconds
+from greenbench.energy.meter import SIMULATED
+
+
+class SimulatedNvml:
+    """pynvml's interface over this process's own CPU work: the GPU tier's rehearsal on a CPU, and the
+    meter tests' stand-in for a GPU.
+
+    Power is `idle_w` plus `busy_w` times the share of the cores this process keeps busy; the energy
+    counter integrates it and, like NVML's, changes only every `update_period_s`; the power reading
+    is the mean over the last update. Its figures are tagged `simulated`, never `measured`.
+    """
+
+    SOURCE = SIMULATED
+    NVML_TEMPERATURE_GPU = 0
+    NVML_CLOCK_SM = 1
+
+    class NVMLError(Exception):
+        pass
+
+    def __init__(self, idle_w: float = 30.0, busy_w: float = 120.0, update_period_s: float = 0.002,
+                 has_counter: bool = True):
+        if not (math.isfinite(idle_w) and math.isfinite(busy_w) and idle_w >= 0 and busy_w >= 0):
+            raise ValueError(f"idle_w and busy_w must be finite and ≥ 0, got {idle_w!r}, {busy_w!r}")
+        self.idle_w, self.busy_w = float(idle_w), float(busy_w)
+        self.update_period_s = check_seconds(update_period_s, "update_period_s")
+        self.has_counter = has_counter
+        self.cores = os.cpu_count() or 1
+        self.shutdown = False
+        self._lock = threading.Lock()
+        self._t0, self._cpu0 = time.perf_counter(), time.process_time()
+        self._updated = (self._t0, 0.0)
+        self._power = self.idle_w
+
+    def _energy_now(self) -> tuple[float, float]:
+        t, cpu = time.perf_counter(), time.process_time()
+        return t, self.idle_w * (t - self._t0) + self.busy_w * (cpu - self._cpu0) / self.cores
+
+    def _update(self) -> float:
+        with self._lock:
+            t_last, e_last = self._updated
+            if time.perf_counter() - t_last >= self.update_period_s:
+                t, e = self._energy_now()
+                self._power = (e - e_last) / (t - t_last)
+                self._updated = (t, e)
+            return self._updated[1]
+
+    def nvmlInit(self):
+        self.shutdown = False
+
+    def nvmlShutdown(self):
+        self.shutdown = True
+
+    def nvmlDeviceGetHandleByIndex(self, index):
+        if index != 0:
+            raise self.NVMLError("Invalid Argument")
+        return "simulated-gpu0"
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, handle):
+        if not self.has_counter:
+            raise self.NVMLError("Not Supported")
+        return int(self._update() * 1000)  # mJ
+
+    def nvmlDeviceGetPowerUsage(self, handle):
+        self._update()
+        return int(self._power * 1000)  # mW
+
+    def nvmlDeviceGetTemperature(self, handle, sensor):
+        return int(35 + 0.2 * self._power)
+
+    def nvmlDeviceGetClockInfo(self, handle, clock):
+        return 345 if self._power <= self.idle_w * 1.05 else 1980

@@ -1,0 +1,309 @@
+"""Common checks for quantizers — the suite's own and users' — like scikit-learn's estimator checks.
+
+`check_quantizer(q)` runs every invariant the suite holds its own quantizers to and raises an
+`AssertionError` naming the failed check and a minimal counterexample (hypothesis generates the
+inputs and shrinks a failure). `parametrize_with_checks([...])` gives one pytest case per
+(quantizer, check). A quantizer needs only the `Quantizer` protocol; `FunctionQuantizer` wraps a
+pair of plain functions (a PyTorch fake-quant, a float8 cast) so they can be checked without
+subclassing.
+
+The checks (those that do not apply to a quantizer are left out for it):
+- shape_and_dtype: indices keep the input's shape and are integers; values are floats of the asked dtype
+- idempotent: Q(D(Q(x))) = Q(x)
+- monotone: indices and reconstruction do not decrease as the input grows
+- odd_symmetry (quantizers declaring `symmetric`): D(Q(−x)) = −D(Q(x)) away from cell edges
+- error_bound (quantizers declaring one): |x − D(Q(x))| within `error_bound(x)`
+- level_count (quantizers declaring `max_levels`): at most that many distinct outputs
+- valid_indices: what Q gives is valid (D accepts it and it is a fixed point); invalid indices are refused
+- bad_input_rejected: NaN, inf, empty and non-float input raise ValueError
+- coder_round_trip: the entropy coder gives back exactly Q(x)
+- container_round_trip: a model container of weights x decodes to exactly D(Q(x))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from greenbench.coding.entropy import decode_indices, encode_indices
+from greenbench.core.validation import as_float_array, as_index_array, check_finite, float_dtype
+from greenbench.quantization.base import Quantizer
+
+DTYPES = (np.float16, np.float32, np.float64)
+
+
+class FunctionQuantizer(Quantizer):
+    """A quantizer made of two plain functions: `quantize_fn(x: float64 array) -> integer array` and
+    `dequantize_fn(q: int64 array) -> float array`.
+
+    Input is validated here (finite floats, not empty) before `quantize_fn` sees it, and its output
+    is checked to be integers of the input's shape. Declare what holds so the checks test it:
+    `levels` (most distinct outputs), `symmetric` (odd symmetry), `error_bound(x)` (largest
+    |x − D(Q(x))|, inf where unbounded) and `valid(q)` (which indices `dequantize_fn` accepts).
+    """
+
+    def __init__(self, quantize_fn: Callable[[np.ndarray], Any], dequantize_fn: Callable[[np.ndarray], Any],
+                 name: str, *, levels: int | None = None, symmetric: bool = False,
+                 error_bound: Callable[[np.ndarray], np.ndarray] | None = None,
+                 valid: Callable[[np.ndarray], np.ndarray] | None = None):
+        if not callable(quantize_fn) or not callable(dequantize_fn):
+            raise ValueError("quantize_fn and dequantize_fn must be callables")
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"a quantizer needs a name, got {name!r}")
+        if levels is not None and (isinstance(levels, bool) or not isinstance(levels, (int, np.integer))
+                                   or levels < 1):
+            raise ValueError(f"levels must be an integer ≥ 1 or None, got {levels!r}")
+        self.quantize_fn, self.dequantize_fn = quantize_fn, dequantize_fn
+        self.name = name  # type: ignore[misc] - an instance's name, not the class's
+        self.levels = None if levels is None else int(levels)
+        self.symmetric = bool(symmetric)  # type: ignore[misc]
+        self._error_bound, self._valid = error_bound, valid
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return {"levels": self.levels}
+
+    @property
+    def max_levels(self) -> int | None:
+        return self.levels
+
+    def quantize(self, x: Any) -> np.ndarray:
+        arr = as_float_array(x)
+        check_finite(arr)
+        q = np.asarray(self.quantize_fn(arr.astype(np.float64)))
+        if q.shape != arr.shape or q.dtype.kind not in "iu":
+            raise TypeError(f"{self.name}: quantize_fn gave {q.dtype} of shape {q.shape}, not integers of shape "
+                            f"{arr.shape}")
+        return q
+
+    def dequantize(self, q: Any, dtype: Any = np.float64) -> np.ndarray:
+        dtype = float_dtype(dtype)
+        idx = as_index_array(q)
+        bad = int(np.count_nonzero(self.invalid_indices(idx)))
+        if bad:
+            raise ValueError(f"{bad} index(es) are not valid for {self.name}")
+        return np.asarray(self.dequantize_fn(idx.astype(np.int64)), dtype=np.float64).reshape(idx.shape).astype(dtype)
+
+    def invalid_indices(self, q: np.ndarray) -> np.ndarray:
+        q = np.asarray(q)
+        return np.zeros(q.shape, bool) if self._valid is None else ~np.asarray(self._valid(q), dtype=bool)
+
+    def error_bound(self, x: np.ndarray) -> np.ndarray | None:
+        return None if self._error_bound is None else np.asarray(self._error_bound(x), dtype=np.float64)
+
+    def __repr__(self) -> str:
+        return f"FunctionQuantizer({self.name!r}, levels={self.levels})"
+
+
+# --------------------------------------------------------------------------- inputs
+
+def float_arrays(limit: float = 50.0, max_side: int = 12):
+    """Arrays of float16/32/64 of 1–3 dimensions, finite values within ±limit."""
+    dtype = st.sampled_from(DTYPES)
+    return dtype.flatmap(lambda d: hnp.arrays(
+        d, hnp.array_shapes(min_dims=1, max_dims=3, max_side=max_side),
+        elements=st.floats(-limit, limit, width=np.finfo(d).bits, allow_nan=False, allow_infinity=False)))
+
+
+def _interior(q: Quantizer, x: np.ndarray) -> np.ndarray:
+    """Points where Q is locally constant (not on a cell edge): neighbours on both sides agree."""
+    x64 = x.astype(np.float64)
+    return q.quantize(np.nextafter(x64, np.inf)) == q.quantize(np.nextafter(x64, -np.inf))
+
+
+# --------------------------------------------------------------------------- the checks (q, x) -> None
+
+def _shape_and_dtype(quantizer: Quantizer, x: np.ndarray) -> None:
+    q = quantizer.quantize(x)
+    assert q.shape == x.shape, f"indices have shape {q.shape}, input {x.shape}"
+    assert q.dtype.kind in "iu", f"indices are {q.dtype}, not integers"
+    r = quantizer.dequantize(q)
+    assert r.shape == x.shape and r.dtype == np.float64, f"dequantize gave {r.dtype} {r.shape}"
+    assert quantizer.dequantize(q, dtype=x.dtype).dtype == x.dtype, "dequantize ignored the dtype asked for"
+
+
+def _idempotent(quantizer: Quantizer, x: np.ndarray) -> None:
+    q = quantizer.quantize(x)
+    again = quantizer.quantize(quantizer.dequantize(q))
+    assert np.array_equal(again, q), f"Q(D(Q(x))) = {again.reshape(-1)[:8]} ≠ Q(x) = {q.reshape(-1)[:8]}"
+
+
+def _monotone(quantizer: Quantizer, x: np.ndarray) -> None:
+    xs = np.sort(x.reshape(-1).astype(np.float64))
+    q = quantizer.quantize(xs)
+    assert np.all(np.diff(q) >= 0), "indices decrease as the input grows"
+    assert np.all(np.diff(quantizer.dequantize(q)) >= 0), "reconstruction decreases as the input grows"
+
+
+def _odd_symmetry(quantizer: Quantizer, x: np.ndarray) -> None:
+    x = x.astype(np.float64)
+    keep = _interior(quantizer, x) & _interior(quantizer, -x) & (x != 0)
+    if keep.any():
+        r_pos = quantizer.dequantize(quantizer.quantize(x[keep]))
+        r_neg = quantizer.dequantize(quantizer.quantize(-x[keep]))
+        # designed codebooks are symmetric up to rounding of their centroids (≤ 1e-12)
+        assert np.allclose(r_neg, -r_pos, rtol=1e-12, atol=1e-12), "D(Q(−x)) ≠ −D(Q(x))"
+
+
+def _error_bound(quantizer: Quantizer, x: np.ndarray) -> None:
+    x64 = x.astype(np.float64)
+    bound = quantizer.error_bound(x64)
+    err = np.abs(x64 - quantizer.dequantize(quantizer.quantize(x)))
+    finite = np.isfinite(bound)
+    slack = 4 * np.finfo(np.float64).eps * np.maximum(1.0, np.abs(x64[finite]))
+    over = err[finite] > bound[finite] + slack
+    assert not over.any(), f"|x − D(Q(x))| = {err[finite][over][:4]} exceeds the bound {bound[finite][over][:4]}"
+
+
+def _level_count(quantizer: Quantizer, x: np.ndarray) -> None:
+    grid = np.concatenate([x.reshape(-1).astype(np.float64), np.linspace(-1e4, 1e4, 200_001),
+                           np.geomspace(1e-12, 1e4, 20_000), -np.geomspace(1e-12, 1e4, 20_000)])
+    indices = np.unique(quantizer.quantize(grid))
+    assert indices.size <= quantizer.max_levels, f"{indices.size} distinct indices, declared {quantizer.max_levels}"
+    values = np.unique(quantizer.dequantize(indices)).size
+    assert values == indices.size, f"{indices.size} distinct indices give {values} distinct values"
+
+
+def _valid_indices(quantizer: Quantizer, x: np.ndarray) -> None:
+    q = quantizer.quantize(x)
+    assert not np.any(quantizer.invalid_indices(q)), "quantize gave indices the quantizer calls invalid"
+    candidates = np.arange(-4096, 4097, dtype=np.int64)
+    valid = candidates[~np.asarray(quantizer.invalid_indices(candidates), dtype=bool)]
+    assert np.array_equal(quantizer.quantize(quantizer.dequantize(valid)), valid), "a valid index is no fixed point"
+    invalid = candidates[np.asarray(quantizer.invalid_indices(candidates), dtype=bool)]
+    if invalid.size:
+        _must_refuse(quantizer.dequantize, invalid[:1], f"dequantize accepted the invalid index {invalid[0]}")
+    _must_refuse(quantizer.dequantize, np.array([0.0, 1.0]), "dequantize accepted float indices")
+
+
+def _must_refuse(call: Callable[[np.ndarray], Any], bad: np.ndarray, what: str) -> None:
+    try:
+        call(bad)
+    except ValueError:
+        return
+    raise AssertionError(f"{what} instead of raising ValueError")
+
+
+def _bad_input_rejected(quantizer: Quantizer, x: np.ndarray) -> None:
+    bad_inputs = {"NaN": np.array([0.1, np.nan]), "inf": np.array([np.inf, 0.0], np.float32),
+                  "empty": np.array([], np.float64), "integers": np.array([1, 2, 3])}
+    for what, bad in bad_inputs.items():
+        _must_refuse(quantizer.quantize, bad, f"quantize accepted {what} input {bad!r}")
+
+
+def _coder_round_trip(quantizer: Quantizer, x: np.ndarray) -> None:
+    q = quantizer.quantize(x)
+    back = decode_indices(encode_indices(q).data)
+    assert np.array_equal(back, q.reshape(-1).astype(np.int64)), "the entropy coder did not give back Q(x)"
+
+
+def _container_round_trip(quantizer: Quantizer, x: np.ndarray) -> None:
+    from onnx import TensorProto, helper, numpy_helper
+
+    from greenbench.coding.container import decode_container, encode_container
+
+    w = x.reshape(-1, 1).astype(np.float32)
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "W"], ["y"])], "check",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, w.shape[0]])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1])],
+                              [numpy_helper.from_array(w, "W")])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    restored = decode_container(encode_container(proto, quantizer).data, quantizer=quantizer)
+    got = numpy_helper.to_array(restored.graph.initializer[0])
+    want = quantizer.dequantize(quantizer.quantize(w), dtype=np.float32)
+    assert np.array_equal(got, want), "the model container did not decode to D(Q(weights))"
+
+
+def _declares_error_bound(quantizer: Quantizer) -> bool:
+    return quantizer.error_bound(np.linspace(-1.0, 1.0, 5)) is not None
+
+
+# name -> (check, applies to the quantizer?, generates inputs?)
+CHECKS: dict[str, tuple[Callable[[Quantizer, np.ndarray], None], Callable[[Quantizer], bool], bool]] = {
+    "shape_and_dtype": (_shape_and_dtype, lambda q: True, True),
+    "idempotent": (_idempotent, lambda q: True, True),
+    "monotone": (_monotone, lambda q: True, True),
+    "odd_symmetry": (_odd_symmetry, lambda q: bool(q.symmetric), True),
+    "error_bound": (_error_bound, _declares_error_bound, True),
+    "level_count": (_level_count, lambda q: q.max_levels is not None, False),
+    "valid_indices": (_valid_indices, lambda q: True, True),
+    "bad_input_rejected": (_bad_input_rejected, lambda q: True, False),
+    "coder_round_trip": (_coder_round_trip, lambda q: True, True),
+    "container_round_trip": (_container_round_trip, lambda q: True, True),
+}
+
+
+def checks_for(quantizer: Quantizer) -> list[str]:
+    """The names of the checks that apply to this quantizer."""
+    return [name for name, (_, applies, _) in CHECKS.items() if applies(quantizer)]
+
+
+def run_check(quantizer: Quantizer, name: str) -> None:
+    """Run one check; AssertionError naming the check, the quantizer and a minimal counterexample."""
+    try:
+        check, _, generated = CHECKS[name]
+    except KeyError:
+        raise ValueError(f"unknown check {name!r}; checks: {', '.join(CHECKS)}") from None
+    seen: dict[str, np.ndarray] = {}
+
+    @settings(parent=settings.default, database=None, deadline=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(x=float_arrays())
+    def property_(x: np.ndarray) -> None:
+        seen["x"] = x  # hypothesis replays the shrunk failing example last
+        check(quantizer, x)
+
+    try:
+        if generated:
+            property_()
+        else:
+            check(quantizer, np.linspace(-2.0, 2.0, 9))
+    except Exception as exc:  # noqa: BLE001 - any failure is reported as this check's
+        raise AssertionError(_message(quantizer, name, exc, seen.get("x"))) from exc
+
+
+def _message(quantizer: Quantizer, name: str, exc: BaseException, x: np.ndarray | None) -> str:
+    text = f"check {name} failed for {quantizer!r}: {type(exc).__name__}: {exc}"
+    if x is not None:
+        text += f"\nminimal counterexample: x = np.array({x.tolist()!r}, dtype=np.{x.dtype})"
+    return text
+
+
+def check_quantizer(quantizer: Quantizer) -> None:
+    """Every check that applies to the quantizer; the first failure raises AssertionError naming it."""
+    if not isinstance(quantizer, Quantizer):
+        raise TypeError(f"check_quantizer takes a greenbench Quantizer (or a FunctionQuantizer), got "
+                        f"{type(quantizer).__name__}")
+    for name in checks_for(quantizer):
+        run_check(quantizer, name)
+
+
+def parametrize_with_checks(quantizers: Sequence[Quantizer]):
+    """A pytest parametrize decorator: one case per (quantizer, check), ids `repr-check`, like
+    scikit-learn's. The test takes `quantizer` and `check` and calls `check(quantizer)`."""
+    import pytest  # only here, like scikit-learn's: importing the checks never imports pytest
+
+    cases = check_cases(quantizers)
+    return pytest.mark.parametrize("quantizer, check", [(q, c) for q, c, _ in cases], ids=[i for _, _, i in cases])
+
+
+def check_cases(quantizers: Sequence[Quantizer]) -> list[tuple[Quantizer, Callable[[Quantizer], None], str]]:
+    """(quantizer, check callable, id) for every applicable pair: what parametrize_with_checks spreads."""
+    cases = []
+    for i, quantizer in enumerate(quantizers):
+        for name in checks_for(quantizer):
+            cases.append((quantizer, _named_check(name), f"{quantizer.name}-{i}-{name}"))
+    return cases
+
+
+def _named_check(name: str) -> Callable[[Quantizer], None]:
+    def check(quantizer: Quantizer) -> None:
+        run_check(quantizer, name)
+
+    check.__name__ = name
+    return check

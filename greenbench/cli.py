@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
+
+log = logging.getLogger("greenbench")
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -15,7 +18,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     out = Path(args.output or f"fixtures/{args.network}-{args.dataset}.safetensors")
     if args.skip_existing and out.is_file():
-        print(f"{out} exists; not retraining")
+        log.info("%s exists; not retraining", out)
         return 0
     torch.set_num_threads(args.threads or torch.get_num_threads())
     dataset = load_dataset(args.dataset, allow_download=args.download or None)
@@ -73,7 +76,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     _energy_sample(root, report_dir)
     if (report_dir / "claims.json").is_file():
         path = build_report(report_dir, baseline_dir)
-        print(f"report: {path}")
+        log.info("report: %s", path)
     return status
 
 
@@ -296,6 +299,12 @@ def main(argv: list[str] | None = None) -> int:
     from greenbench.nn.data import DatasetError
 
     args = build_parser().parse_args(argv)
+    # progress and diagnostics go to stderr through the greenbench logger; results (tables) to stdout
+    if not logging.getLogger("greenbench").handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("greenbench: %(message)s"))
+        logging.getLogger("greenbench").addHandler(handler)
+        logging.getLogger("greenbench").setLevel(logging.INFO)
     try:
         return args.func(args)
     except (CliError, BaselineError, DatasetError, ValueError) as exc:

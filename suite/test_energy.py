@@ -143,24 +143,76 @@ def test_end_without_begin_and_begin_twice_are_errors():
         meter.end()
 
 
+class SteppedClock:
+    """Wall time that advances by `step` seconds at every reading: a test drives time itself, so a loaded
+    machine cannot change what it measures."""
+
+    def __init__(self, step: float):
+        self.now, self.step = 0.0, step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
 def test_simulated_power_follows_the_work_done():
-    meter = NvmlMeter(nvml=SimulatedNvml(idle_w=20.0, busy_w=200.0), synchronize=lambda: None)
+    sim = SimulatedNvml(idle_w=20.0, busy_w=200.0, update_period_s=0.001)
+    meter = NvmlMeter(nvml=sim, synchronize=lambda: None)
     with meter.window() as idle:
         time.sleep(0.2)
+    cpu0 = time.process_time()
     with meter.window() as busy:
         _busy(0.2)
+    cpu = time.process_time() - cpu0
     assert idle[0].mean_power_w == pytest.approx(20.0, rel=0.2)
-    assert busy[0].mean_power_w > idle[0].mean_power_w + 50  # one of the cores kept busy
+    # the CPU share this process got (less on a loaded machine) is what the simulated power follows
+    expected = 20.0 + 200.0 * cpu / (sim.cores * busy[0].duration_s)
+    assert busy[0].mean_power_w == pytest.approx(expected, rel=0.1)
+    assert cpu > 0.02  # the work ran
 
 
-def test_counter_update_period_is_measured_and_sets_the_window():
-    meter = NvmlMeter(nvml=SimulatedNvml(update_period_s=0.004), synchronize=lambda: None)
-    period = meter.update_period(0.2)
-    assert period == pytest.approx(0.004, rel=0.5)
-    assert min_window_for(period, floor_s=0.0, cap_s=10.0) == pytest.approx(100 * period)
+def test_named_windows_nest_and_overlap():
+    meter = NvmlMeter(nvml=FakeNvml(100.0), synchronize=lambda: None, poll_interval_s=0.002)
+    meter.begin_window("outer")
+    time.sleep(0.05)
+    meter.begin_window("inner")
+    time.sleep(0.05)
+    meter.begin_window("overlap")
+    inner = meter.end_window("inner")
+    time.sleep(0.05)
+    outer = meter.end_window("outer")
+    overlap = meter.end_window("overlap")
+    assert outer.duration_s > inner.duration_s + 0.04 and overlap.duration_s > 0.04
+    for m in (outer, inner, overlap):  # each window's own energy and its own polled cross-check
+        assert m.energy_j == pytest.approx(100.0 * m.duration_s, rel=0.1)
+        assert m.samples[0][0] < m.samples[-1][0]
+    assert not meter.open_windows and meter._thread is None  # polling stops with the last window
+    with pytest.raises(RuntimeError, match=r"end_window\('inner'\) without begin_window\('inner'\)"):
+        meter.end_window("inner")
+    meter.begin_window("a")
+    with pytest.raises(RuntimeError, match=r"begin_window\('a'\) called twice"):
+        meter.begin_window("a")
+    meter.end_window("a")
+
+
+@pytest.mark.parametrize("period", [0.004, 0.1, 0.25])
+def test_counter_update_period_is_measured_and_sets_the_window(period):
+    clock = SteppedClock(0.0005)  # every read advances time 0.5 ms, however busy the machine is
+    meter = NvmlMeter(nvml=SimulatedNvml(update_period_s=period, clock=clock), synchronize=lambda: None, clock=clock)
+    measured = meter.update_period()
+    assert measured == pytest.approx(period, abs=0.002)  # a read loop costs 3 clock readings
+    assert clock.now < 3.0 + 0.01  # within its 3 s budget: 5 intervals of 250 ms fit
+    assert min_window_for(measured, floor_s=0.0, cap_s=100.0) == pytest.approx(100 * measured)
     assert min_window_for(0.05) == 2.0 and min_window_for(0.0001) == 0.5  # within the cap and the floor
     with pytest.raises(ValueError, match="update period"):
         min_window_for(float("nan"))
+
+
+def test_a_counter_that_does_not_move_has_no_update_period():
+    clock = SteppedClock(0.01)
+    meter = NvmlMeter(nvml=SimulatedNvml(update_period_s=10.0, clock=clock), synchronize=lambda: None, clock=clock)
+    with pytest.raises(MeterUnavailable, match="update period cannot be measured"):
+        meter.update_period(max_seconds=1.0)
 
 
 def test_warm_up_stops_when_steady_and_is_bounded():

@@ -80,3 +80,52 @@ def test_check_quantizer_refuses_what_is_not_a_quantizer():
     with pytest.raises(TypeError, match="takes a greenbench Quantizer"):
         check_quantizer(np.round)
     check_quantizer(Halves(levels=16))
+
+
+@pytest.mark.parametrize("name", list(CHECKS))
+def test_each_check_is_importable_on_its_own(name):
+    import greenbench.checks as public
+
+    check = getattr(public, f"check_{name}")
+    assert check.__name__ == name and check.__doc__
+    check(Midtread(levels=16))  # a correct quantizer passes each one
+    if name == "idempotent":
+        broken = FunctionQuantizer(lambda x: np.round(x * 4).astype(np.int64), lambda q: q / 4 + (q % 2) * 0.3, "odd")
+        with pytest.raises(AssertionError, match="check idempotent failed"):
+            check(broken)
+
+
+def test_parametrize_ids_name_the_quantizer_by_its_repr():
+    marker = parametrize_with_checks([Midtread(levels=16), Midtread(levels=8)]).mark
+    ids = [p.id for p in marker.args[1]]
+    assert "Midtread(levels=16, xmax=1.0)-idempotent" in ids and "Midtread(levels=8, xmax=1.0)-monotone" in ids
+
+
+_KNOWN_BROKEN = FunctionQuantizer(lambda x: -np.round(x).astype(np.int64), lambda q: -q * 1.0, "decreasing")
+
+
+@parametrize_with_checks([_KNOWN_BROKEN, Midtread(levels=16)], expected_failed_checks=lambda q: {
+    "monotone": "decreasing on purpose: the expected failure still runs, strictly"} if q is _KNOWN_BROKEN else {})
+def test_expected_failed_checks_run_as_strict_expected_failures(quantizer, check):
+    check(quantizer)
+
+
+def test_expected_failed_checks_refuses_unknown_names_and_missing_reasons():
+    with pytest.raises(ValueError, match="unknown checks \\['monotonic'\\]"):
+        parametrize_with_checks([Midtread(levels=16)], expected_failed_checks=lambda q: {"monotonic": "typo"})
+    with pytest.raises(TypeError, match="check name: reason"):
+        parametrize_with_checks([Midtread(levels=16)], expected_failed_checks=lambda q: {"monotone": ""})
+
+
+def test_an_expected_failure_that_passes_fails_the_run(pytester):
+    pytester.makepyfile("""
+        from greenbench.checks import parametrize_with_checks
+        from greenbench.quantizers import Midtread
+
+        @parametrize_with_checks([Midtread(levels=16)], expected_failed_checks=lambda q: {"monotone": "fixed since"})
+        def test_checks(quantizer, check):
+            check(quantizer)
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-k", "monotone")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*XPASS(strict)*fixed since*"])

@@ -18,14 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-
-def _values(x: Sequence[float], what: str, minimum: int = 2) -> np.ndarray:
-    arr = np.asarray(x, dtype=np.float64).reshape(-1)
-    if arr.size < minimum:
-        raise ValueError(f"{what} needs at least {minimum} values, got {arr.size}")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{what} holds NaN or inf")
-    return arr
+from greenbench.core.validation import as_finite_values, check_scalar
 
 
 @dataclass(frozen=True)
@@ -35,12 +28,12 @@ class TestResult:
 
 
 def shapiro_wilk(x: Sequence[float]) -> TestResult:
-    r = stats.shapiro(_values(x, "Shapiro-Wilk", 3))
+    r = stats.shapiro(as_finite_values(x, "Shapiro-Wilk", minimum=3))
     return TestResult(float(r.statistic), float(r.pvalue))
 
 
 def mann_whitney(a: Sequence[float], b: Sequence[float], alternative: str = "two-sided") -> TestResult:
-    r = stats.mannwhitneyu(_values(a, "Mann-Whitney group 1", 1), _values(b, "Mann-Whitney group 2", 1),
+    r = stats.mannwhitneyu(as_finite_values(a, "Mann-Whitney group 1"), as_finite_values(b, "Mann-Whitney group 2"),
                            alternative=alternative)
     return TestResult(float(r.statistic), float(r.pvalue))
 
@@ -58,8 +51,8 @@ def paper_analysis(fp32_by_network: dict[str, Sequence[float]], fp16_by_network:
     if not fp32_by_network or set(fp32_by_network) != set(fp16_by_network):
         raise ValueError(f"need the same networks in both precisions, got {sorted(fp32_by_network)} and "
                          f"{sorted(fp16_by_network)}")
-    fp32 = np.concatenate([_values(v, f"FP32 {k}", 1) for k, v in fp32_by_network.items()])
-    fp16 = np.concatenate([_values(v, f"FP16 {k}", 1) for k, v in fp16_by_network.items()])
+    fp32 = np.concatenate([as_finite_values(v, f"FP32 {k}") for k, v in fp32_by_network.items()])
+    fp16 = np.concatenate([as_finite_values(v, f"FP16 {k}") for k, v in fp16_by_network.items()])
     return PaperAnalysis(shapiro_wilk(fp32), shapiro_wilk(fp16), mann_whitney(fp32, fp16))
 
 
@@ -79,10 +72,9 @@ class Reduction:
 
 def relative_reduction(reference: Sequence[float], new: Sequence[float], confidence: float = 0.95,
                        resamples: int = 10_000, seed: int = 0) -> Reduction:
-    ref, cand = _values(reference, "reference runs"), _values(new, "new runs")
+    ref, cand = as_finite_values(reference, "reference runs", minimum=2), as_finite_values(new, "new runs", minimum=2)
     confidence = _probability(confidence, "confidence")
-    if isinstance(resamples, bool) or not isinstance(resamples, int) or resamples < 100:
-        raise ValueError(f"resamples must be an integer ≥ 100, got {resamples!r}")
+    check_scalar(resamples, "resamples", int, low=100)
     if np.mean(ref) <= 0:
         raise ValueError("the reference mean must be positive")
 
@@ -120,8 +112,7 @@ def _paired_booleans(first: Sequence[bool], second: Sequence[bool]) -> tuple[np.
 
 
 def _probability(value: float, what: str) -> float:
-    if not (isinstance(value, (int, float, np.floating)) and 0 < float(value) < 1):
-        raise ValueError(f"{what} must lie strictly between 0 and 1, got {value!r}")
+    return check_scalar(value, what, float, low=0, high=1, include_low=False, include_high=False)
     return float(value)
 
 
@@ -167,7 +158,7 @@ def accuracy_equivalence(correct_first: Sequence[bool], correct_second: Sequence
 
 
 def coefficient_of_variation(x: Sequence[float]) -> float:
-    arr = _values(x, "coefficient of variation")
+    arr = as_finite_values(x, "coefficient of variation", minimum=2)
     if np.mean(arr) <= 0:
         raise ValueError("the coefficient of variation needs a positive mean")
     return float(np.std(arr, ddof=1) / np.mean(arr))

@@ -9,7 +9,6 @@ includes it.
 from __future__ import annotations
 
 import lzma
-import math
 import struct
 import zlib
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from greenbench.core.validation import as_index_array
+from greenbench.core.validation import as_index_array, check_scalar
 from greenbench.quantization import kernels as _kernels
 
 FP32_BITS = 32
@@ -58,10 +57,8 @@ def entropy_bits(indices: Any) -> float:
 
 
 def _check_rate(entropy: float, original_bits: int) -> None:
-    if not (isinstance(entropy, (int, float, np.floating)) and math.isfinite(entropy) and entropy >= 0):
-        raise ValueError(f"entropy must be a finite number of bits ≥ 0, got {entropy!r}")
-    if isinstance(original_bits, bool) or not isinstance(original_bits, (int, np.integer)) or original_bits < 1:
-        raise ValueError(f"original_bits must be an integer ≥ 1, got {original_bits!r}")
+    check_scalar(entropy, "entropy (bits)", float, low=0)
+    check_scalar(original_bits, "original_bits", int, low=1)
 
 
 def compression_ratio(entropy: float, original_bits: int = FP32_BITS) -> float:

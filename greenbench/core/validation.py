@@ -53,20 +53,59 @@ def float_dtype(dtype: Any) -> np.dtype:
     return dt
 
 
-def check_number(value: Any, what: str, low: float | None = None, low_inclusive: bool = True) -> float:
+MAX_SECONDS = 86_400.0  # a day: no window, wait or timeout of the suite is meant to be longer
+
+
+def _number(v: float) -> str:
+    if isinstance(v, int):  # exact, and large powers of two as such
+        return f"2^{v.bit_length() - 1}" if v >= 2**20 and v & (v - 1) == 0 else str(v)
+    return f"{v:g}"
+
+
+def _interval(low: float | None, high: float | None, include_low: bool, include_high: bool) -> str:
+    if low is not None and high is not None:
+        return f"in {'[' if include_low else '('}{_number(low)}, {_number(high)}{']' if include_high else ')'}"
+    if low is not None:
+        return f"{'≥' if include_low else '>'} {_number(low)}"
+    return f"{'≤' if include_high else '<'} {_number(high)}"
+
+
+def check_scalar(value: Any, name: str, kind: type = float, *, low: float | None = None, high: float | None = None,
+                 include_low: bool = True, include_high: bool = True) -> Any:
+    """`value` as a finite `kind` (int or float) within [low, high], or a ValueError naming `name`.
+
+    Booleans and strings are never numbers; an int kind takes Python and numpy integers only, a float
+    kind any real number (returned as float). The bounds' ends are open where `include_*` is False.
+    """
+    if kind not in (int, float):
+        raise TypeError(f"check_scalar checks int or float values, not {kind!r}")
+    integral = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+    real = integral or (isinstance(value, (float, np.floating)) and not isinstance(value, bool))
+    if not (integral if kind is int else real):
+        raise ValueError(f"{name} must be {'an integer' if kind is int else 'a number'}, got {value!r}")
+    converted = int(value) if kind is int else float(value)
+    if kind is float and not math.isfinite(converted):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    if ((low is not None and (converted < low or (converted == low and not include_low)))
+            or (high is not None and (converted > high or (converted == high and not include_high)))):
+        verb = "lie" if low is not None and high is not None else "be"
+        raise ValueError(f"{name} must {verb} {_interval(low, high, include_low, include_high)}, got {value!r}")
+    return converted
+
+
+def check_seconds(value: Any, what: str, allow_zero: bool = False, high: float = MAX_SECONDS) -> float:
+    """A duration in seconds: finite, > 0 (≥ 0 with `allow_zero`) and at most `high` (a day by default)."""
+    return check_scalar(value, f"{what} (seconds)", float, low=0.0, high=high, include_low=allow_zero)
+
+
+def as_finite_values(x: Any, what: str, minimum: int = 1) -> np.ndarray:
+    """A flat float64 array of at least `minimum` finite values."""
     try:
-        v = float(value)
+        arr = np.asarray(x, dtype=np.float64).reshape(-1)
     except (TypeError, ValueError):
-        raise ValueError(f"{what} must be a number, got {value!r}") from None
-    if not math.isfinite(v):
-        raise ValueError(f"{what} must be finite, got {value!r}")
-    if low is not None and (v < low or (v == low and not low_inclusive)):
-        raise ValueError(f"{what} must be {'≥' if low_inclusive else '>'} {low}, got {value!r}")
-    return v
-
-
-def check_seconds(value: float, what: str, allow_zero: bool = False) -> float:
-    value = float(value)
-    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
-        raise ValueError(f"{what} must be a finite number of seconds {'≥' if allow_zero else '>'} 0, got {value!r}")
-    return value
+        raise ValueError(f"{what} must be numbers, got {type(x).__name__}") from None
+    if arr.size < minimum:
+        raise ValueError(f"{what} needs at least {minimum} values, got {arr.size}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{what} holds NaN or inf")
+    return arr

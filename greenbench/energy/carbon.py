@@ -6,9 +6,9 @@ regions it knows), so the suite's figures match what CodeCarbon would report for
 
 from __future__ import annotations
 
-import math
 from functools import cache
 
+from greenbench.core.validation import check_scalar
 from greenbench.energy.meter import JOULES_PER_KWH
 
 # Regions the report lists the same energy in (ISO 3166-1 alpha-3, optional CodeCarbon region).
@@ -34,8 +34,7 @@ def carbon_intensity(country_iso_code: str, region: str | None = None) -> float:
 
 
 def emissions_kg(energy_j: float, country_iso_code: str, region: str | None = None) -> float:
-    if not (isinstance(energy_j, (int, float)) and math.isfinite(energy_j) and energy_j >= 0):
-        raise ValueError(f"energy must be a finite number of joules ≥ 0, got {energy_j!r}")
+    energy_j = check_scalar(energy_j, "energy (J)", float, low=0)
     return energy_j / JOULES_PER_KWH * carbon_intensity(country_iso_code, region)
 
 

@@ -7,6 +7,7 @@ models `estimated`.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from greenbench.core.validation import check_seconds
 from greenbench.energy.meter import ESTIMATED, JOULES_PER_KWH, MEASURED, EnergyMeter, Measurement, MeterUnavailable
@@ -27,27 +28,23 @@ class CodeCarbonMeter(EnergyMeter):
             raise MeterUnavailable("codecarbon is not installed") from exc
         self.country_iso_code, self.region = country_iso_code, region
         self.measure_power_secs = measure_power_secs
-        self._tracker = None
         self.emissions_kg = float("nan")
 
-    def begin(self) -> None:
+    def _start_reading(self) -> tuple[Any, float]:
         import logging
 
         from codecarbon import OfflineEmissionsTracker
 
-        if self._tracker is not None:
-            raise RuntimeError("begin() called twice: end() the open window first")
         logging.getLogger("codecarbon").setLevel(logging.ERROR)
-        self._tracker = OfflineEmissionsTracker(
+        tracker = OfflineEmissionsTracker(
             country_iso_code=self.country_iso_code, region=self.region, measure_power_secs=self.measure_power_secs,
             save_to_file=False, log_level="error", allow_multiple_runs=True)
-        self._t0 = time.perf_counter()
-        self._tracker.start()
+        t0 = time.perf_counter()
+        tracker.start()
+        return tracker, t0
 
-    def end(self) -> Measurement:
-        if self._tracker is None:
-            raise RuntimeError("end() without begin()")
-        tracker, self._tracker = self._tracker, None
+    def _measurement(self, start: tuple[Any, float]) -> Measurement:
+        tracker, t0 = start
         self.emissions_kg = float(tracker.stop() or 0.0)
         t1 = time.perf_counter()
         data = tracker.final_emissions_data
@@ -59,5 +56,5 @@ class CodeCarbonMeter(EnergyMeter):
         if not any(type(h).__name__ == "GPU" for h in tracker._hardware):
             components.pop("gpu"), sources.pop("gpu")
         source = MEASURED if all(v == MEASURED for v in sources.values()) else ESTIMATED
-        return Measurement(data.energy_consumed * JOULES_PER_KWH, t1 - self._t0, source,
+        return Measurement(data.energy_consumed * JOULES_PER_KWH, t1 - t0, source,
                            f"codecarbon (cpu: {', '.join(sorted(m for m in cpu_modes if m))})", components, sources)

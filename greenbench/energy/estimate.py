@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
-import math
 import os
 import time
 
+from greenbench.core.validation import check_scalar
 from greenbench.energy.meter import ESTIMATED, EnergyMeter, Measurement
 
 
@@ -17,21 +17,16 @@ class CpuTimeEstimateMeter(EnergyMeter):
 
     def __init__(self, tdp_w: float | None = None):
         self.cores = os.cpu_count() or 1
-        self.tdp_w = float(tdp_w) if tdp_w is not None else 10.0 * self.cores  # a generic 10 W per core
-        if not (math.isfinite(self.tdp_w) and self.tdp_w > 0):
-            raise ValueError(f"tdp_w must be a finite number of watts > 0, got {tdp_w!r}")
-        self._start: tuple[float, float] | None = None
+        if tdp_w is None:  # a generic 10 W per core
+            self.tdp_w = 10.0 * self.cores
+        else:
+            self.tdp_w = check_scalar(tdp_w, "tdp_w", float, low=0, include_low=False)
 
-    def begin(self) -> None:
-        if self._start is not None:
-            raise RuntimeError("begin() called twice: end() the open window first")
-        self._start = (time.perf_counter(), time.process_time())
+    def _start_reading(self) -> tuple[float, float]:
+        return time.perf_counter(), time.process_time()
 
-    def end(self) -> Measurement:
-        if self._start is None:
-            raise RuntimeError("end() without begin()")
-        t0, c0 = self._start
-        self._start = None
+    def _measurement(self, start: tuple[float, float]) -> Measurement:
+        t0, c0 = start
         t1, c1 = time.perf_counter(), time.process_time()
         energy = (c1 - c0) * self.tdp_w / self.cores
         return Measurement(energy, t1 - t0, ESTIMATED, self.name, {"cpu": energy}, {"cpu": ESTIMATED},

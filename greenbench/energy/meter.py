@@ -86,29 +86,86 @@ class Measurement:
                 "disagreement": self.disagreement, "device_state": self.device_state}
 
 
+DEFAULT_WINDOW = ""  # the key of `begin()`/`end()` and of `window()` without a name
+
+
 class EnergyMeter(ABC):
+    """Named measurement windows, as Zeus's `begin_window(key)` / `end_window(key)`: any number may be open
+    at once, nested or overlapping. The window bookkeeping lives here; a backend implements reading only:
+    `_start_reading()` (what a window remembers at its start) and `_measurement(start)` (what it
+    measured from there to now), and optionally `_first_opened()` / `_last_closed()` around the time any
+    window is open (NVML's power-polling thread)."""
+
     name: str = "meter"
 
     @abstractmethod
-    def begin(self) -> None:
-        """Open a window: synchronise the device and read the counters."""
+    def _start_reading(self) -> Any:
+        """Synchronise the device and read what a window needs at its start."""
 
     @abstractmethod
+    def _measurement(self, start: Any) -> Measurement:
+        """Synchronise the device and measure from the `start` reading to now."""
+
+    def _first_opened(self) -> None:  # noqa: B027 - only meters with a background reader need it
+        """Called before the first of the open windows starts."""
+
+    def _last_closed(self) -> None:  # noqa: B027
+        """Called after the last open window ended."""
+
+    @property
+    def open_windows(self) -> dict[str, Any]:
+        """key -> start reading of every window open now."""
+        return self.__dict__.setdefault("_open_windows", {})
+
+    def begin_window(self, key: str) -> None:
+        if not isinstance(key, str):
+            raise TypeError(f"a window's key is a str, got {type(key).__name__}")
+        if key in self.open_windows:
+            raise RuntimeError(f"{_call('begin', key)} called twice: {_call('end', key)} the open window first")
+        if not self.open_windows:
+            self._first_opened()
+        try:
+            self.open_windows[key] = self._start_reading()
+        except BaseException:
+            if not self.open_windows:
+                self._last_closed()
+            raise
+
+    def end_window(self, key: str) -> Measurement:
+        if key not in self.open_windows:
+            raise RuntimeError(f"{_call('end', key)} without {_call('begin', key)}")
+        start = self.open_windows[key]
+        try:
+            return self._measurement(start)
+        finally:
+            del self.open_windows[key]
+            if not self.open_windows:
+                self._last_closed()
+
+    def begin(self) -> None:
+        """Open the unnamed window."""
+        self.begin_window(DEFAULT_WINDOW)
+
     def end(self) -> Measurement:
-        """Close the window and return what it measured."""
+        """Close the unnamed window and return what it measured."""
+        return self.end_window(DEFAULT_WINDOW)
 
     @contextlib.contextmanager
-    def window(self) -> Iterator[list[Measurement]]:
+    def window(self, key: str = DEFAULT_WINDOW) -> Iterator[list[Measurement]]:
         """`with meter.window() as got: work()`; afterwards got[0] is the Measurement."""
         result: list[Measurement] = []
-        self.begin()
+        self.begin_window(key)
         try:
             yield result
         finally:
-            result.append(self.end())
+            result.append(self.end_window(key))
 
     def close(self) -> None:  # noqa: B027 - most meters hold nothing to release
         """Release the hardware interface."""
+
+
+def _call(verb: str, key: str) -> str:
+    return f"{verb}()" if key == DEFAULT_WINDOW else f"{verb}_window({key!r})"
 
 
 def measure(meter: EnergyMeter, work: Callable[[], Any], min_window_s: float = MIN_WINDOW_S) -> Measurement:

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from greenbench.core.validation import check_seconds
+from greenbench.core.validation import check_scalar, check_seconds
 from greenbench.energy.meter import MEASURED, EnergyMeter, Measurement, MeterUnavailable
 
 
@@ -26,9 +26,8 @@ class NvmlMeter(EnergyMeter):
     name = "nvml"
 
     def __init__(self, index: int = 0, nvml: Any = None, synchronize: Callable[[], None] | None = None,
-                 poll_interval_s: float = 0.015):
-        if not 0.001 <= float(poll_interval_s) <= 1.0:
-            raise ValueError(f"poll_interval_s must be within [0.001, 1] s, got {poll_interval_s!r}")
+                 poll_interval_s: float = 0.015, clock: Callable[[], float] = time.perf_counter):
+        check_scalar(poll_interval_s, "poll_interval_s", float, low=0.001, high=1.0)
         if nvml is None:
             try:
                 import pynvml as nvml
@@ -41,6 +40,7 @@ class NvmlMeter(EnergyMeter):
         except nvml.NVMLError as exc:
             raise MeterUnavailable(f"NVML cannot open GPU {index}: {exc}") from exc
         self.synchronize = synchronize or _cuda_synchronize
+        self.clock = clock  # wall seconds; replaceable so tests can drive time
         self.poll_interval_s = float(poll_interval_s)
         self.source = getattr(nvml, "SOURCE", MEASURED)  # a simulated NVML says so
         try:
@@ -48,8 +48,7 @@ class NvmlMeter(EnergyMeter):
             self.mode = "energy-counter"
         except nvml.NVMLError:  # pre-Volta GPUs have no counter: integrate polled power instead
             self.mode = "power-sampling"
-        self._start: tuple[float, float, dict[str, float | None]] | None = None
-        self._samples: list[tuple[float, float]] = []
+        self._samples: list[tuple[float, float]] = []  # (time, W) polled while any window is open
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -72,51 +71,55 @@ class NvmlMeter(EnergyMeter):
                 state[key] = None
         return state
 
-    def update_period(self, seconds: float = 0.5) -> float:
-        """How often the energy counter (or, without one, the power reading) changes: the median interval
-        between changes seen while reading it as fast as possible for `seconds`."""
-        seconds = check_seconds(seconds, "seconds")
+    def update_period(self, max_seconds: float = 3.0, gaps: int = 5) -> float:
+        """How often the energy counter (or, without one, the power reading) changes: the median of the
+        first `gaps` intervals between changes, read as fast as possible for at most `max_seconds` (a
+        counter updating every 100–250 ms needs over a second for 5 intervals)."""
+        max_seconds = check_seconds(max_seconds, "max_seconds")
+        gaps = check_scalar(gaps, "gaps", int, low=1, high=1000)
         read = self._counter_j if self.mode == "energy-counter" else self._power_w
         changes, last = [], read()
-        deadline = time.perf_counter() + seconds
-        while (now := time.perf_counter()) < deadline:
+        deadline = self.clock() + max_seconds
+        while len(changes) <= gaps and (now := self.clock()) < deadline:
             value = read()
             if value != last:
                 changes.append(now)
                 last = value
         if len(changes) < 3:
-            raise MeterUnavailable(f"NVML's {self.mode} changed {len(changes)} times in {seconds} s: "
+            raise MeterUnavailable(f"NVML's {self.mode} changed {len(changes)} times in {max_seconds} s: "
                                    "its update period cannot be measured")
-        gaps = sorted(b - a for a, b in zip(changes, changes[1:]))
-        return gaps[len(gaps) // 2]
+        intervals = sorted(b - a for a, b in zip(changes, changes[1:]))
+        return intervals[len(intervals) // 2]
 
     def _poll(self) -> None:
         while not self._stop.is_set():
-            self._samples.append((time.perf_counter(), self._power_w()))
+            self._samples.append((self.clock(), self._power_w()))
             self._stop.wait(self.poll_interval_s)
 
-    def begin(self) -> None:
-        if self._start is not None:
-            raise RuntimeError("begin() called twice: end() the open window first")
-        self.synchronize()
-        state = self.device_state()
+    def _first_opened(self) -> None:
         self._samples, self._stop = [], threading.Event()
-        self._start = (time.perf_counter(), self._counter_j() if self.mode == "energy-counter" else 0.0, state)
         self._thread = threading.Thread(target=self._poll, daemon=True)
         self._thread.start()
 
-    def end(self) -> Measurement:
-        if self._start is None:
-            raise RuntimeError("end() without begin()")
-        self.synchronize()
-        t1 = time.perf_counter()
-        counter_end = self._counter_j() if self.mode == "energy-counter" else 0.0
-        t0, counter_start, state_start = self._start
-        self._start = None
+    def _last_closed(self) -> None:
         self._stop.set()
-        assert self._thread is not None
-        self._thread.join()
-        samples = self._samples + [(t1, self._power_w())]
+        if self._thread is not None:
+            self._thread.join()
+        self._thread = None
+
+    def _start_reading(self) -> tuple[float, float, dict[str, float | None], float]:
+        self.synchronize()
+        state = self.device_state()
+        counter = self._counter_j() if self.mode == "energy-counter" else 0.0
+        return self.clock(), counter, state, self._power_w()
+
+    def _measurement(self, start: tuple[float, float, dict[str, float | None], float]) -> Measurement:
+        self.synchronize()
+        t1 = self.clock()
+        counter_end = self._counter_j() if self.mode == "energy-counter" else 0.0
+        t0, counter_start, state_start, power_start = start
+        inside = [sample for sample in list(self._samples) if t0 < sample[0] < t1]
+        samples = [(t0, power_start), *inside, (t1, self._power_w())]
         polled = sum((b[0] - a[0]) * (a[1] + b[1]) / 2 for a, b in zip(samples, samples[1:]))
         energy = counter_end - counter_start if self.mode == "energy-counter" else polled
         return Measurement(energy, t1 - t0, self.source, f"nvml {self.mode}", {"gpu": energy}, {"gpu": self.source},

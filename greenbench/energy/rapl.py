@@ -28,22 +28,16 @@ class RaplMeter(EnergyMeter):
                 self.domains[zone.name] = (zone / "energy_uj", max_range, component)
         if not self.domains:
             raise MeterUnavailable(f"no readable RAPL package/DRAM counters under {root}")
-        self._start: tuple[float, dict[str, int]] | None = None
 
     def _read(self) -> dict[str, int]:
         return {name: int(path.read_text()) for name, (path, _, _) in self.domains.items()}
 
-    def begin(self) -> None:
-        if self._start is not None:
-            raise RuntimeError("begin() called twice: end() the open window first")
-        self._start = (time.perf_counter(), self._read())
+    def _start_reading(self) -> tuple[float, dict[str, int]]:
+        return time.perf_counter(), self._read()
 
-    def end(self) -> Measurement:
-        if self._start is None:
-            raise RuntimeError("end() without begin()")
+    def _measurement(self, start: tuple[float, dict[str, int]]) -> Measurement:
         end_values, t1 = self._read(), time.perf_counter()
-        t0, start_values = self._start
-        self._start = None
+        t0, start_values = start
         components: dict[str, float] = {}
         for name, (_, max_range, component) in self.domains.items():
             delta = end_values[name] - start_values[name]

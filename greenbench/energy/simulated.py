@@ -4,12 +4,12 @@ meter tests' stand-in for a GPU. Its figures are tagged `simulated`, never `meas
 
 from __future__ import annotations
 
-import math
 import os
 import threading
 import time
+from collections.abc import Callable
 
-from greenbench.core.validation import check_seconds
+from greenbench.core.validation import check_scalar, check_seconds
 from greenbench.energy.meter import SIMULATED
 
 
@@ -19,7 +19,8 @@ class SimulatedNvml:
 
     Power is `idle_w` plus `busy_w` times the share of the cores this process keeps busy; the energy
     counter integrates it and, like NVML's, changes only every `update_period_s`; the power reading
-    is the mean over the last update. Its figures are tagged `simulated`, never `measured`.
+    is the mean over the last update. Its figures are tagged `simulated`, never `measured`. `clock` and
+    `cpu_clock` (wall and process CPU seconds) may be replaced, so tests can drive time themselves.
     """
 
     SOURCE = SIMULATED
@@ -30,27 +31,28 @@ class SimulatedNvml:
         pass
 
     def __init__(self, idle_w: float = 30.0, busy_w: float = 120.0, update_period_s: float = 0.002,
-                 has_counter: bool = True):
-        if not (math.isfinite(idle_w) and math.isfinite(busy_w) and idle_w >= 0 and busy_w >= 0):
-            raise ValueError(f"idle_w and busy_w must be finite and ≥ 0, got {idle_w!r}, {busy_w!r}")
-        self.idle_w, self.busy_w = float(idle_w), float(busy_w)
+                 has_counter: bool = True, clock: Callable[[], float] = time.perf_counter,
+                 cpu_clock: Callable[[], float] = time.process_time):
+        self.idle_w = check_scalar(idle_w, "idle_w", float, low=0)
+        self.busy_w = check_scalar(busy_w, "busy_w", float, low=0)
         self.update_period_s = check_seconds(update_period_s, "update_period_s")
         self.has_counter = has_counter
         self.cores = os.cpu_count() or 1
         self.shutdown = False
         self._lock = threading.Lock()
-        self._t0, self._cpu0 = time.perf_counter(), time.process_time()
+        self.clock, self.cpu_clock = clock, cpu_clock
+        self._t0, self._cpu0 = clock(), cpu_clock()
         self._updated = (self._t0, 0.0)
         self._power = self.idle_w
 
     def _energy_now(self) -> tuple[float, float]:
-        t, cpu = time.perf_counter(), time.process_time()
+        t, cpu = self.clock(), self.cpu_clock()
         return t, self.idle_w * (t - self._t0) + self.busy_w * (cpu - self._cpu0) / self.cores
 
     def _update(self) -> float:
         with self._lock:
             t_last, e_last = self._updated
-            if time.perf_counter() - t_last >= self.update_period_s:
+            if self.clock() - t_last >= self.update_period_s:
                 t, e = self._energy_now()
                 self._power = (e - e_last) / (t - t_last)
                 self._updated = (t, e)

@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from greenbench.coding.entropy import decode_indices, encode_indices
-from greenbench.core.validation import as_float_array, as_index_array, check_finite, float_dtype
+from greenbench.core.validation import as_float_array, as_index_array, check_finite, check_scalar, float_dtype
 from greenbench.quantization.base import Quantizer
 
 DTYPES = (np.float16, np.float32, np.float64)
@@ -55,9 +55,8 @@ class FunctionQuantizer(Quantizer):
             raise ValueError("quantize_fn and dequantize_fn must be callables")
         if not isinstance(name, str) or not name:
             raise ValueError(f"a quantizer needs a name, got {name!r}")
-        if levels is not None and (isinstance(levels, bool) or not isinstance(levels, (int, np.integer))
-                                   or levels < 1):
-            raise ValueError(f"levels must be an integer ≥ 1 or None, got {levels!r}")
+        if levels is not None:
+            check_scalar(levels, "levels (or None)", int, low=1)
         self.quantize_fn, self.dequantize_fn = quantize_fn, dequantize_fn
         self.name = name  # type: ignore[misc] - an instance's name, not the class's
         self.levels = None if levels is None else int(levels)
@@ -119,6 +118,7 @@ def _interior(q: Quantizer, x: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- the checks (q, x) -> None
 
 def _shape_and_dtype(quantizer: Quantizer, x: np.ndarray) -> None:
+    """Indices are integers of x's shape; dequantize gives float64 by default and the dtype asked for."""
     q = quantizer.quantize(x)
     assert q.shape == x.shape, f"indices have shape {q.shape}, input {x.shape}"
     assert q.dtype.kind in "iu", f"indices are {q.dtype}, not integers"
@@ -128,12 +128,14 @@ def _shape_and_dtype(quantizer: Quantizer, x: np.ndarray) -> None:
 
 
 def _idempotent(quantizer: Quantizer, x: np.ndarray) -> None:
+    """Q(D(Q(x))) = Q(x): a reconstruction quantizes to its own index."""
     q = quantizer.quantize(x)
     again = quantizer.quantize(quantizer.dequantize(q))
     assert np.array_equal(again, q), f"Q(D(Q(x))) = {again.reshape(-1)[:8]} ≠ Q(x) = {q.reshape(-1)[:8]}"
 
 
 def _monotone(quantizer: Quantizer, x: np.ndarray) -> None:
+    """Indices and reconstructions never decrease as the input grows."""
     xs = np.sort(x.reshape(-1).astype(np.float64))
     q = quantizer.quantize(xs)
     assert np.all(np.diff(q) >= 0), "indices decrease as the input grows"
@@ -141,6 +143,7 @@ def _monotone(quantizer: Quantizer, x: np.ndarray) -> None:
 
 
 def _odd_symmetry(quantizer: Quantizer, x: np.ndarray) -> None:
+    """D(Q(−x)) = −D(Q(x)) away from cell edges, for quantizers that declare symmetry."""
     x = x.astype(np.float64)
     keep = _interior(quantizer, x) & _interior(quantizer, -x) & (x != 0)
     if keep.any():
@@ -151,6 +154,7 @@ def _odd_symmetry(quantizer: Quantizer, x: np.ndarray) -> None:
 
 
 def _error_bound(quantizer: Quantizer, x: np.ndarray) -> None:
+    """|x − D(Q(x))| stays within the bound the quantizer declares."""
     x64 = x.astype(np.float64)
     bound = quantizer.error_bound(x64)
     err = np.abs(x64 - quantizer.dequantize(quantizer.quantize(x)))
@@ -161,6 +165,7 @@ def _error_bound(quantizer: Quantizer, x: np.ndarray) -> None:
 
 
 def _level_count(quantizer: Quantizer, x: np.ndarray) -> None:
+    """No more distinct indices than the declared level count, each with its own value."""
     grid = np.concatenate([x.reshape(-1).astype(np.float64), np.linspace(-1e4, 1e4, 200_001),
                            np.geomspace(1e-12, 1e4, 20_000), -np.geomspace(1e-12, 1e4, 20_000)])
     indices = np.unique(quantizer.quantize(grid))
@@ -170,6 +175,7 @@ def _level_count(quantizer: Quantizer, x: np.ndarray) -> None:
 
 
 def _valid_indices(quantizer: Quantizer, x: np.ndarray) -> None:
+    """quantize gives only valid indices, each a fixed point; dequantize refuses invalid and float ones."""
     q = quantizer.quantize(x)
     assert not np.any(quantizer.invalid_indices(q)), "quantize gave indices the quantizer calls invalid"
     candidates = np.arange(-4096, 4097, dtype=np.int64)
@@ -190,6 +196,7 @@ def _must_refuse(call: Callable[[np.ndarray], Any], bad: np.ndarray, what: str) 
 
 
 def _bad_input_rejected(quantizer: Quantizer, x: np.ndarray) -> None:
+    """NaN, inf, empty and integer inputs raise ValueError."""
     bad_inputs = {"NaN": np.array([0.1, np.nan]), "inf": np.array([np.inf, 0.0], np.float32),
                   "empty": np.array([], np.float64), "integers": np.array([1, 2, 3])}
     for what, bad in bad_inputs.items():
@@ -197,12 +204,14 @@ def _bad_input_rejected(quantizer: Quantizer, x: np.ndarray) -> None:
 
 
 def _coder_round_trip(quantizer: Quantizer, x: np.ndarray) -> None:
+    """The entropy coder gives Q(x) back exactly."""
     q = quantizer.quantize(x)
     back = decode_indices(encode_indices(q).data)
     assert np.array_equal(back, q.reshape(-1).astype(np.int64)), "the entropy coder did not give back Q(x)"
 
 
 def _container_round_trip(quantizer: Quantizer, x: np.ndarray) -> None:
+    """The model container decodes to D(Q(weights)) exactly."""
     from onnx import TensorProto, helper, numpy_helper
 
     from greenbench.coding.container import decode_container, encode_container
@@ -283,22 +292,44 @@ def check_quantizer(quantizer: Quantizer) -> None:
         run_check(quantizer, name)
 
 
-def parametrize_with_checks(quantizers: Sequence[Quantizer]):
-    """A pytest parametrize decorator: one case per (quantizer, check), ids `repr-check`, like
-    scikit-learn's. The test takes `quantizer` and `check` and calls `check(quantizer)`."""
+def parametrize_with_checks(quantizers: Sequence[Quantizer],
+                            expected_failed_checks: Callable[[Quantizer], dict[str, str]] | None = None):
+    """A pytest parametrize decorator: one case per (quantizer, check), like scikit-learn's. Ids are the
+    quantizer's repr and the check's name; the test takes `quantizer` and `check` and calls `check(quantizer)`.
+
+    `expected_failed_checks(quantizer)` returns {check name: reason} for the checks that quantizer is known
+    to fail: those cases run as strict expected failures (an AssertionError from the check), so a fix
+    shows up as a failure to update the list, and any other error still fails.
+    """
     import pytest  # only here, like scikit-learn's: importing the checks never imports pytest
 
-    cases = check_cases(quantizers)
-    return pytest.mark.parametrize("quantizer, check", [(q, c) for q, c, _ in cases], ids=[i for _, _, i in cases])
+    params = []
+    for quantizer, check, case_id in check_cases(quantizers):
+        expected = (expected_failed_checks or (lambda q: {}))(quantizer)
+        if not isinstance(expected, dict) or not all(isinstance(r, str) and r for r in expected.values()):
+            raise TypeError(f"expected_failed_checks must return {{check name: reason}}, got {expected!r}")
+        unknown = set(expected) - set(CHECKS)
+        if unknown:
+            raise ValueError(f"expected_failed_checks names unknown checks {sorted(unknown)}; "
+                             f"checks: {', '.join(CHECKS)}")
+        marks = ([pytest.mark.xfail(reason=expected[check.__name__], strict=True, raises=AssertionError)]
+                 if check.__name__ in expected else [])
+        params.append(pytest.param(quantizer, check, id=case_id, marks=marks))
+    return pytest.mark.parametrize("quantizer, check", params)
 
 
 def check_cases(quantizers: Sequence[Quantizer]) -> list[tuple[Quantizer, Callable[[Quantizer], None], str]]:
-    """(quantizer, check callable, id) for every applicable pair: what parametrize_with_checks spreads."""
+    """(quantizer, check callable, id `repr-check`) for every applicable pair: what parametrize_with_checks spreads."""
     cases = []
-    for i, quantizer in enumerate(quantizers):
+    for quantizer in quantizers:
         for name in checks_for(quantizer):
-            cases.append((quantizer, _named_check(name), f"{quantizer.name}-{i}-{name}"))
+            cases.append((quantizer, _named_check(name), f"{_short_repr(quantizer)}-{name}"))
     return cases
+
+
+def _short_repr(quantizer: Quantizer, limit: int = 80) -> str:
+    text = repr(quantizer)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def _named_check(name: str) -> Callable[[Quantizer], None]:
@@ -306,4 +337,19 @@ def _named_check(name: str) -> Callable[[Quantizer], None]:
         run_check(quantizer, name)
 
     check.__name__ = name
+    check.__qualname__ = f"check_{name}"
+    check.__doc__ = f"{CHECKS[name][0].__doc__} Raises AssertionError naming a minimal counterexample."
     return check
+
+
+# each check on its own, importable as scikit-learn's check_* are
+check_shape_and_dtype = _named_check("shape_and_dtype")
+check_idempotent = _named_check("idempotent")
+check_monotone = _named_check("monotone")
+check_odd_symmetry = _named_check("odd_symmetry")
+check_error_bound = _named_check("error_bound")
+check_level_count = _named_check("level_count")
+check_valid_indices = _named_check("valid_indices")
+check_bad_input_rejected = _named_check("bad_input_rejected")
+check_coder_round_trip = _named_check("coder_round_trip")
+check_container_round_trip = _named_check("container_round_trip")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -244,22 +245,32 @@ def merge_claims_files(paths: Sequence[Path], out: Path) -> Path:
 
 def build_report(report_dir: Path, paper_root: Path) -> Path:
     """reports/report.md from a run's claims.json and artifacts, with its PNG plots."""
-    import json
-
-    from greenbench.harness.baselines import load_paper_table
-
     report_dir = Path(report_dir)
     claims = read_claims_file(report_dir / "claims.json")
     rows, prov = claims["rows"], claims["provenance"]
+    sections = _claims_sections(rows, prov)
+    sections.append(_compression_section(rows, report_dir, paper_root))
+    fp16_section, sample = _fp16_section(report_dir, paper_root)
+    sections.append(fp16_section)
+    if sample:
+        sections.append(_carbon_section(sample))
+    return write_markdown_report(report_dir / "report.md", f"greenbench report — {prov['profile']}", sections)
+
+
+def _claims_sections(rows: list[dict], prov: dict) -> list[tuple[str, str]]:
     statements = _md_table([[c.id, c.source, c.statement] for c in CLAIMS.values()], ["claim", "source", "statement"])
-    sections = [("The claims", statements),
-                ("Verdicts on this hardware", render_claims_table(rows, tablefmt="github", width=400)),
-                ("Provenance", _md_table([[k, json.dumps(v) if isinstance(v, dict) else v]
-                                          for k, v in prov.items()], ["field", "value"]))]
+    return [("The claims", statements),
+            ("Verdicts on this hardware", render_claims_table(rows, tablefmt="github", width=400)),
+            ("Provenance", _md_table([[k, json.dumps(v) if isinstance(v, dict) else v] for k, v in prov.items()],
+                                     ["field", "value"]))]
+
+
+def _compression_section(rows: list[dict], report_dir: Path, paper_root: Path) -> tuple[str, str]:
+    from greenbench.harness.baselines import load_paper_table
 
     thesis = load_paper_table("thesis-table3.10", paper_root)["data"]["models"]
-    ours = compression_table(rows)
-    text = _md_table(ours, ["network", "setting", "top-1", "top-1 loss pp", "H bits/weight", "CR = 32/H", "real CR"])
+    text = _md_table(compression_table(rows),
+                     ["network", "setting", "top-1", "top-1 loss pp", "H bits/weight", "CR = 32/H", "real CR"])
     text += "\n\nThesis Table 3.10 (ImageNet models, ≤ 0.8 pp):\n\n" + _md_table(
         [[m, v["method"] + (f" δ={v['delta']}" if v["delta"] else ""), v["log2_levels"], v["top1_loss_pp"],
           v["entropy"], v["cr"]] for m, v in thesis.items()], ["model", "method", "i", "top-1 loss pp", "H", "CR"])
@@ -269,43 +280,47 @@ def build_report(report_dir: Path, paper_root: Path) -> Path:
                                  f"{study['network']}: rate vs accuracy ({study['evaluations']} evaluations)",
                                  report_dir / f"rate_accuracy_{study['network']}.png")
         text += f"\n\n![{study['network']}]({png.name})"
-    sections.append(("Compression without retraining (thesis Table 3.10)", text))
+    return "Compression without retraining (thesis Table 3.10)", text
+
+
+def _fp16_section(report_dir: Path, paper_root: Path) -> tuple[tuple[str, str], dict | None]:
+    """The FP16 section and the energy sample the carbon section converts (None without one)."""
+    from greenbench.harness.baselines import load_paper_table
 
     fp16_path = report_dir / "fp16_benchmark.json"
-    if fp16_path.is_file():
-        fp16 = json.loads(fp16_path.read_text())
-        png = plot_fp16_bars(fp16["networks"], report_dir / "fp16_energy_time.png")
-        energy = [r["energy_j"] / r["repeats"] for r in fp16["networks"]["resnet34"]["runs"]["fp32"]]
-        source = fp16["networks"]["resnet34"]["runs"]["fp32"][0]["source"]
-        paper = load_paper_table("seed000-table2", paper_root)["data"]["networks"]
-        rehearsal = " (CPU rehearsal: simulated NVML, not a measurement)" if fp16.get("rehearsal") else ""
-        text = (f"Data: {fp16['data']}{rehearsal}"
-                f"; NVML counter update period {1000 * fp16.get('update_period_s', float('nan')):.1f} ms.\n\n"
-                + _md_table(fp16_rows(fp16["networks"], paper),
-                            ["network", "precision", "J/pass", "J/pass net", "mJ/image", "images/J", "s/pass",
-                             "CodeCarbon J/pass (series)", "polled vs counter max %", "warm-up passes",
-                             "paper Wh", "paper s"])
-                + f"\n\n![fp16]({png.name})")
-        warnings = disagreement_warnings(fp16["networks"])
-        if warnings:
-            text += "\n\n**Warning — counter and polled power disagree:**\n\n" + "\n".join(f"- {w}" for w in warnings)
-        sections.append(("FP32 vs FP16 inference (seed 000 Table 2)", text))
-        sample = {"label": "one ResNet-34 FP32 pass", "energy_j": sum(energy) / len(energy), "source": source}
-    else:
-        sections.append(("FP32 vs FP16 inference", "Not run here: the FP16 energy claims need a CUDA GPU "
-                                                   "(`pytest -m gpu`)."))
+    if not fp16_path.is_file():
         sample_path = report_dir / "energy_sample.json"
-        sample = json.loads(sample_path.read_text()) if sample_path.is_file() else None
+        return (("FP32 vs FP16 inference", "Not run here: the FP16 energy claims need a CUDA GPU (`pytest -m gpu`)."),
+                json.loads(sample_path.read_text()) if sample_path.is_file() else None)
+    fp16 = json.loads(fp16_path.read_text())
+    png = plot_fp16_bars(fp16["networks"], report_dir / "fp16_energy_time.png")
+    energy = [r["energy_j"] / r["repeats"] for r in fp16["networks"]["resnet34"]["runs"]["fp32"]]
+    source = fp16["networks"]["resnet34"]["runs"]["fp32"][0]["source"]
+    paper = load_paper_table("seed000-table2", paper_root)["data"]["networks"]
+    rehearsal = " (CPU rehearsal: simulated NVML, not a measurement)" if fp16.get("rehearsal") else ""
+    text = (f"Data: {fp16['data']}{rehearsal}"
+            f"; NVML counter update period {1000 * fp16.get('update_period_s', float('nan')):.1f} ms.\n\n"
+            + _md_table(fp16_rows(fp16["networks"], paper),
+                        ["network", "precision", "J/pass", "J/pass net", "mJ/image", "images/J", "s/pass",
+                         "CodeCarbon J/pass (series)", "polled vs counter max %", "warm-up passes",
+                         "paper Wh", "paper s"])
+            + f"\n\n![fp16]({png.name})")
+    warnings = disagreement_warnings(fp16["networks"])
+    if warnings:
+        text += "\n\n**Warning — counter and polled power disagree:**\n\n" + "\n".join(f"- {w}" for w in warnings)
+    sample = {"label": "one ResNet-34 FP32 pass", "energy_j": sum(energy) / len(energy), "source": source}
+    return ("FP32 vs FP16 inference (seed 000 Table 2)", text), sample
+
+
+def _carbon_section(sample: dict) -> tuple[str, str]:
+    from greenbench.energy.carbon import regional_emissions
+
     try:
-        from greenbench.energy.carbon import regional_emissions
-    except ImportError:  # CodeCarbon is optional where the GPU tier runs
-        sample = None
-        sections.append(("Carbon", "Not computed: CodeCarbon (its intensity data) is not installed."))
-    if sample:
-        sections.append(("Carbon", f"Energy of {sample['label']}: {sample['energy_j']:.3f} J, **{sample['source']}** "
-                                   f"({sample.get('meter', 'nvml')}); the same energy in several regions "
-                                   "(CodeCarbon's intensities):\n\n" + _md_table(
-                                       [[r["country"], r["region"], f"{r['intensity_kg_per_kwh']:.3f}",
-                                         f"{r['emissions_g']:.3g}"] for r in regional_emissions(sample["energy_j"])],
-                                       ["country", "region", "kg CO2/kWh", "g CO2"])))
-    return write_markdown_report(report_dir / "report.md", f"greenbench report — {prov['profile']}", sections)
+        regions = regional_emissions(sample["energy_j"])
+    except Exception as exc:  # CodeCarbon's intensity data missing or unreadable: the section says so
+        return "Carbon", f"Not computed: CodeCarbon's regional intensities could not be read ({exc})."
+    return "Carbon", (f"Energy of {sample['label']}: {sample['energy_j']:.3f} J, **{sample['source']}** "
+                      f"({sample.get('meter', 'nvml')}); the same energy in several regions "
+                      "(CodeCarbon's intensities):\n\n" + _md_table(
+                          [[r["country"], r["region"], f"{r['intensity_kg_per_kwh']:.3f}", f"{r['emissions_g']:.3g}"]
+                           for r in regions], ["country", "region", "kg CO2/kWh", "g CO2"]))

@@ -31,6 +31,7 @@ from greenbench.analysis.metrics import top_k_accuracy, true_class_rank
 from greenbench.analysis.statistics import over_budget_evidence
 from greenbench.coding.entropy import FP32_BITS, entropy_bits
 from greenbench.coding.weights import flat_weights, quantize_model
+from greenbench.core.validation import check_scalar
 from greenbench.nn.onnx_eval import run_onnx, session
 from greenbench.quantization.base import Quantizer
 from greenbench.quantization.tabled import MINIFLOAT_FORMATS, Minifloat, MuLaw
@@ -59,8 +60,7 @@ def covering_interval(weights: np.ndarray) -> float:
 
 def thesis_grid(xmax: float = 1.0) -> dict[str, list[Setting]]:
     """The thesis's grid (SPEC §2) over [−xmax, xmax], grouped by quantizer family."""
-    if not (isinstance(xmax, (int, float)) and math.isfinite(xmax) and xmax > 0):
-        raise ValueError(f"xmax must be a finite number > 0, got {xmax!r}")
+    check_scalar(xmax, "xmax", float, low=0, include_low=False)
     families: dict[str, Callable[[int], Quantizer]] = {
         "midrise": lambda n: Midrise(levels=n, xmax=xmax),
         "midtread": lambda n: Midtread(levels=n, xmax=xmax),
@@ -90,9 +90,7 @@ Budget = float | tuple[float, float]  # pp of accuracy loss: one figure for top-
 
 
 def check_budget(budget_pp: float) -> float:
-    if not (isinstance(budget_pp, (int, float)) and math.isfinite(budget_pp) and budget_pp >= 0):
-        raise ValueError(f"the accuracy budget must be a finite number of pp ≥ 0, got {budget_pp!r}")
-    return float(budget_pp)
+    return check_scalar(budget_pp, "the accuracy budget (pp)", float, low=0)
 
 
 def top_k_budgets(budget_pp: Budget) -> tuple[float, float]:

@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from greenbench.core.validation import check_scalar
+
 DATA_ROOT_ENV = "GREENBENCH_DATA_DIR"
 DOWNLOAD_ENV = "GREENBENCH_DOWNLOAD"
 SPLIT_SEED = 158763  # seed 000's seed for the 80/20 train/validation split and training
@@ -353,10 +355,8 @@ def to_network_input(images: np.ndarray, shape: tuple[int, int, int] = (3, 32, 3
 def train_validation_split(n: int, seed: int = SPLIT_SEED,
                            train_fraction: float = 0.8) -> tuple[np.ndarray, np.ndarray]:
     """Seed 000's 80/20 split of the training images (40,000/10,000 on CIFAR-10)."""
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2:
-        raise ValueError(f"need at least 2 images to split, got {n!r}")
-    if not 0 < train_fraction < 1:
-        raise ValueError(f"train_fraction must lie strictly between 0 and 1, got {train_fraction!r}")
+    check_scalar(n, "the number of images to split", int, low=2)
+    check_scalar(train_fraction, "train_fraction", float, low=0, high=1, include_low=False, include_high=False)
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).numpy()
     cut = int(round(n * train_fraction))
     return np.sort(order[:cut]), np.sort(order[cut:])

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from greenbench.core.validation import check_scalar
 from greenbench.nn.models import GoogLeNet, Inception, LeNet5, StudentCNN
 
 PRUNABLE = (nn.Conv2d, nn.Linear)
@@ -33,9 +34,7 @@ NORMS = ("l1", "l2")
 
 
 def _check_fraction(value: float, what: str) -> float:
-    if not (isinstance(value, (int, float)) and 0.0 <= value < 1.0):
-        raise ValueError(f"{what} must lie in [0, 1), got {value!r}")
-    return float(value)
+    return check_scalar(value, what, float, low=0.0, high=1.0, include_high=False)
 
 
 def weight_count(model: nn.Module) -> int:
@@ -214,8 +213,7 @@ def inference_time_ratio(model: nn.Module, reference: nn.Module, inputs: torch.T
     """Median over `pairs` of the time of one pass of `model` over `inputs` divided by the time of `reference`'s pass
     just before it (after one warm-up pass each), single-threaded as the caller set. Adjacent passes share the
     machine's load: another process on the cores slows both, not one side of the ratio."""
-    if pairs < 1:
-        raise ValueError(f"pairs must be ≥ 1, got {pairs!r}")
+    check_scalar(pairs, "pairs", int, low=1)
     model, reference = model.eval(), reference.eval()
     ratios = []
     with torch.no_grad():

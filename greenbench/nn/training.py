@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import math
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,8 +20,11 @@ import torch
 from torch import nn
 
 from greenbench.core.provenance import atomic_write_json, provenance
+from greenbench.core.validation import check_scalar
 from greenbench.nn.data import SPLIT_SEED, Dataset, to_network_input, train_validation_split
 from greenbench.nn.models import build_network, network_spec
+
+log = logging.getLogger(__name__)
 
 
 def autocast_context(device: str, dtype: torch.dtype | None):
@@ -84,6 +87,73 @@ def _accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
     return float((logits.argmax(1) == labels).mean())
 
 
+@dataclass
+class _TrainingData:
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    soft: torch.Tensor | None  # the teacher's temperature-softened outputs, when distilling
+    x_val: torch.Tensor
+    y_val: np.ndarray
+
+
+def _check_training(epochs: int, batch_size: int, lr: float, train_limit: int | None, teacher: nn.Module | None,
+                    temperature: float, alpha: float) -> None:
+    check_scalar(epochs, "epochs", int, low=1)
+    check_scalar(batch_size, "batch_size", int, low=1)
+    if train_limit is not None:
+        check_scalar(train_limit, "train_limit (None for every image)", int, low=1)
+    check_scalar(lr, "lr", float, low=0, include_low=False)
+    if teacher is not None:
+        check_scalar(temperature, "the distillation temperature", float, low=0, include_low=False)
+        check_scalar(alpha, "the distillation weight alpha", float, low=0, high=1)
+
+
+def _training_data(network: str, dataset: Dataset, seed: int, train_limit: int | None, teacher: nn.Module | None,
+                   temperature: float, device: str) -> _TrainingData:
+    """Seed 000's 80/20 split as network inputs; with a teacher, its softened outputs once per image (offline)."""
+    shape = network_spec(network).input_shape
+    train_idx, val_idx = train_validation_split(len(dataset.train_images), seed)
+    if train_limit is not None:  # a quick run: as many validation images as training images
+        train_idx, val_idx = train_idx[:train_limit], val_idx[:train_limit]
+    x_train = to_network_input(dataset.train_images[train_idx], shape)
+    y_train = torch.from_numpy(dataset.train_labels[train_idx])
+    soft = None
+    if teacher is not None:
+        soft = torch.softmax(torch.from_numpy(_teacher_logits(teacher, x_train, shape, device)) / temperature, 1)
+    if torch.device(device).type == "cuda":  # staged once: per-batch host-to-device copies would dominate
+        x_train, y_train = x_train.to(device), y_train.to(device)
+        soft = soft.to(device) if soft is not None else None
+    return _TrainingData(x_train, y_train, soft, to_network_input(dataset.train_images[val_idx], shape),
+                         dataset.train_labels[val_idx])
+
+
+def _train_epoch(model: nn.Module, data: _TrainingData, order: torch.Tensor, batch_size: int, optimiser, scaler,
+                 amp_dtype: torch.dtype | None, device: str, temperature: float, alpha: float, bar_desc: str,
+                 progress: bool) -> float:
+    """One pass over the training images in `order`; the mean training loss."""
+    from tqdm.auto import tqdm
+
+    loss_fn = nn.CrossEntropyLoss()
+    model.train()
+    running = 0.0
+    for start in tqdm(range(0, len(order), batch_size), desc=bar_desc, disable=not progress, leave=False):
+        idx = order[start:start + batch_size].to(data.x_train.device)
+        xb, yb = data.x_train[idx].to(device), data.y_train[idx].to(device)
+        optimiser.zero_grad(set_to_none=True)
+        with autocast_context(device, amp_dtype):
+            logits = model(xb)
+            loss = loss_fn(logits, yb)
+            if data.soft is not None:  # Hinton's soft targets: α·T²·KL(teacher_T ‖ student_T) + (1 − α)·CE
+                kd = nn.functional.kl_div(torch.log_softmax(logits.float() / temperature, 1),
+                                          data.soft[idx].to(device), reduction="batchmean")
+                loss = alpha * temperature**2 * kd + (1 - alpha) * loss
+        scaler.scale(loss).backward()
+        scaler.step(optimiser)
+        scaler.update()
+        running += float(loss.detach()) * len(idx)
+    return running / len(data.x_train)
+
+
 def train_network(network: str, dataset: Dataset, epochs: int, *, batch_size: int = 32, lr: float = 1e-3,
                   seed: int = SPLIT_SEED, amp: bool = False, device: str = "cpu", progress: bool = True,
                   train_limit: int | None = None, teacher: nn.Module | None = None, temperature: float = 4.0,
@@ -93,39 +163,24 @@ def train_network(network: str, dataset: Dataset, epochs: int, *, batch_size: in
     With a `teacher`, the student learns from its temperature-softened outputs as well (Hinton's soft
     targets, response-based offline distillation, seed 003): loss = α·T²·KL(teacher_T ‖ student_T) +
     (1 − α)·cross-entropy on the labels; the teacher's logits are computed once, in eval mode.
+    The run is seeded by `seed` alone, inside a fork of torch's global generator: the caller's random
+    state is left as it was.
     """
-    from tqdm.auto import tqdm
+    _check_training(epochs, batch_size, lr, train_limit, teacher, temperature, alpha)
+    cuda = [torch.device(device).index or 0] if torch.device(device).type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        torch.manual_seed(seed)  # dropout draws from the global generator: seeded here, restored on exit
+        return _train(network, dataset, epochs, batch_size, lr, seed, amp, device, progress, train_limit, teacher,
+                      temperature, alpha)
 
-    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name} must be an integer ≥ 1, got {value!r}")
-    if train_limit is not None and (isinstance(train_limit, bool) or not isinstance(train_limit, (int, np.integer))
-                                    or train_limit < 1):
-        raise ValueError(f"train_limit must be an integer ≥ 1 (or None for every image), got {train_limit!r}")
-    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-        raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
-    if teacher is not None and not (math.isfinite(temperature) and temperature > 0 and 0 <= alpha <= 1):
-        raise ValueError(f"distillation needs temperature > 0 and alpha in [0, 1], got {temperature!r}, {alpha!r}")
-    spec = network_spec(network)
-    torch.manual_seed(seed)
+
+def _train(network: str, dataset: Dataset, epochs: int, batch_size: int, lr: float, seed: int, amp: bool, device: str,
+           progress: bool, train_limit: int | None, teacher: nn.Module | None, temperature: float,
+           alpha: float) -> TrainingResult:
     model = build_network(network, seed=seed).to(device)
-    train_idx, val_idx = train_validation_split(len(dataset.train_images), seed)
-    if train_limit is not None:  # a quick run: as many validation images as training images
-        train_idx, val_idx = train_idx[:train_limit], val_idx[:train_limit]
-    x_train = to_network_input(dataset.train_images[train_idx], spec.input_shape)
-    y_train = torch.from_numpy(dataset.train_labels[train_idx])
-    soft = None
-    if teacher is not None:  # offline distillation: the teacher's softened outputs, once per image
-        logits = _teacher_logits(teacher, x_train, spec.input_shape, device)
-        soft = torch.softmax(torch.from_numpy(logits) / temperature, 1)
-    if torch.device(device).type == "cuda":  # staged once: per-batch host-to-device copies would dominate
-        x_train, y_train = x_train.to(device), y_train.to(device)
-        soft = soft.to(device) if soft is not None else None
-    x_val = to_network_input(dataset.train_images[val_idx], spec.input_shape)
-    y_val = dataset.train_labels[val_idx]
+    data = _training_data(network, dataset, seed, train_limit, teacher, temperature, device)
     optimiser = torch.optim.Adam(model.parameters(), lr=lr)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimiser, patience=5, factor=0.1)
-    loss_fn = nn.CrossEntropyLoss()
     amp_dtype = torch.float16 if amp and device.startswith("cuda") else (torch.bfloat16 if amp else None)
     scaler = torch.amp.GradScaler(enabled=amp_dtype == torch.float16)
     generator = torch.Generator().manual_seed(seed)
@@ -134,41 +189,24 @@ def train_network(network: str, dataset: Dataset, epochs: int, *, batch_size: in
     started = time.perf_counter()
     with channels_last(model):  # trains 1.6× faster; the returned model has the default layout
         for epoch in range(1, epochs + 1):
-            model.train()
-            order = torch.randperm(len(x_train), generator=generator)
-            batches = range(0, len(order), batch_size)
-            bar = tqdm(batches, desc=f"{network} epoch {epoch}/{epochs}", disable=not progress, leave=False)
-            running = 0.0
-            for start in bar:
-                idx = order[start:start + batch_size].to(x_train.device)
-                xb, yb = x_train[idx].to(device), y_train[idx].to(device)
-                optimiser.zero_grad(set_to_none=True)
-                with autocast_context(device, amp_dtype):
-                    logits = model(xb)
-                    loss = loss_fn(logits, yb)
-                    if soft is not None:
-                        kd = nn.functional.kl_div(torch.log_softmax(logits.float() / temperature, 1),
-                                                  soft[idx].to(device), reduction="batchmean")
-                        loss = alpha * temperature**2 * kd + (1 - alpha) * loss
-                scaler.scale(loss).backward()
-                scaler.step(optimiser)
-                scaler.update()
-                running += float(loss.detach()) * len(idx)
-            val_logits = predict_logits(model, x_val, device=device)
-            val_loss = float(loss_fn(torch.from_numpy(val_logits), torch.from_numpy(y_val)))
-            val_acc = _accuracy(val_logits, y_val)
+            order = torch.randperm(len(data.x_train), generator=generator)
+            train_loss = _train_epoch(model, data, order, batch_size, optimiser, scaler, amp_dtype, device,
+                                      temperature, alpha, f"{network} epoch {epoch}/{epochs}", progress)
+            val_logits = predict_logits(model, data.x_val, device=device)
+            val_loss = float(nn.functional.cross_entropy(torch.from_numpy(val_logits), torch.from_numpy(data.y_val)))
+            val_acc = _accuracy(val_logits, data.y_val)
             scheduler.step(val_loss)
-            result.history.append({"epoch": epoch, "train_loss": running / len(x_train), "val_loss": val_loss,
+            result.history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
                                    "val_accuracy": val_acc, "lr": optimiser.param_groups[0]["lr"]})
-            if progress:
-                print(f"{network} epoch {epoch}: train loss {running / len(x_train):.4f} "
-                      f"val loss {val_loss:.4f} val acc {val_acc:.4f}", flush=True)
+            log.info("%s epoch %d: train loss %.4f val loss %.4f val acc %.4f", network, epoch, train_loss, val_loss,
+                     val_acc)
             if best_state is None or val_acc > result.validation_accuracy:
                 result.validation_accuracy, result.best_epoch = val_acc, epoch
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         model.load_state_dict(best_state)
         result.seconds = time.perf_counter() - started
-        test_logits = predict_logits(model, to_network_input(dataset.test_images, spec.input_shape), device=device)
+        test_logits = predict_logits(model, to_network_input(dataset.test_images, network_spec(network).input_shape),
+                                     device=device)
         result.test_accuracy = _accuracy(test_logits, dataset.test_labels)
     return result
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from greenbench.core.validation import as_float_array, as_index_array, check_finite, check_number
+from greenbench.core.validation import as_float_array, as_index_array, check_finite, check_scalar
 from greenbench.quantization import kernels as _kernels
 from greenbench.quantization.base import Quantizer, kernel_input, kernel_output, raise_if_bad, register_quantizer
 
@@ -26,11 +26,9 @@ class Affine(Quantizer):
     symmetric = False
 
     def __init__(self, bits: int, alpha: float, beta: float):
-        if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 1 <= bits <= 31:
-            raise ValueError(f"bits must be an integer in [1, 31], got {bits!r}")
-        self.bits = int(bits)
-        self.alpha = check_number(alpha, "alpha")
-        self.beta = check_number(beta, "beta")
+        self.bits = check_scalar(bits, "bits", int, low=1, high=31)
+        self.alpha = check_scalar(alpha, "alpha", float)
+        self.beta = check_scalar(beta, "beta", float)
         if not self.alpha <= 0.0 <= self.beta or self.alpha == self.beta:
             raise ValueError(f"the clipping range [alpha, beta] must contain 0 and be non-empty, "
                              f"got [{alpha!r}, {beta!r}]")
@@ -49,8 +47,7 @@ class Affine(Quantizer):
         if method == "minmax":
             lo, hi = float(arr.min()), float(arr.max())
         elif method == "percentile":
-            if not 50.0 < percentile <= 100.0:
-                raise ValueError(f"percentile must lie in (50, 100], got {percentile!r}")
+            percentile = check_scalar(percentile, "percentile", float, low=50, high=100, include_low=False)
             lo, hi = (float(v) for v in np.percentile(arr, [100.0 - percentile, percentile]))
         else:
             raise ValueError(f"unknown calibration method {method!r}; use 'minmax' or 'percentile'")

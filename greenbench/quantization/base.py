@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from greenbench.core.validation import as_float_array, as_index_array, float_dtype
+from greenbench.core.validation import as_float_array, as_index_array, check_scalar, float_dtype
 
 REGISTRY: dict[str, type[Quantizer]] = {}  # name -> class, filled by register_quantizer
 UNBOUNDED = np.int64(2**62)  # the largest |index| a step-only quantizer may give; larger values are refused
@@ -102,11 +102,7 @@ class Quantizer(ABC):
 
 
 def check_levels(levels: Any) -> int:
-    if isinstance(levels, bool) or not isinstance(levels, (int, np.integer)):
-        raise ValueError(f"levels must be an integer ≥ 2, got {levels!r}")
-    if not 2 <= levels <= MAX_LEVELS:
-        raise ValueError(f"levels must lie in [2, 2^62], got {levels}")
-    return int(levels)
+    return check_scalar(levels, "levels", int, low=2, high=MAX_LEVELS)
 
 
 # --------------------------------------------------------------------------- μ-law

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from greenbench.core.validation import as_float_array, as_index_array, check_number, float_dtype
+from greenbench.core.validation import as_float_array, as_index_array, check_scalar, float_dtype
 from greenbench.quantization import kernels as _kernels
 from greenbench.quantization.base import (
     Quantizer,
@@ -140,8 +140,8 @@ class MuLaw(_Tabled):
 
     def __init__(self, levels: int, mu: float = 255.0, xmax: float = 1.0):
         self.levels = check_levels(levels)
-        self.mu = check_number(mu, "mu", 0.0, low_inclusive=False)
-        self.xmax = check_number(xmax, "xmax", 0.0, low_inclusive=False)
+        self.mu = check_scalar(mu, "mu", float, low=0.0, include_low=False)
+        self.xmax = check_scalar(xmax, "xmax", float, low=0.0, include_low=False)
         self._uniform = Midtread(levels=self.levels, xmax=self.xmax)
 
     @property
@@ -213,18 +213,16 @@ class Minifloat(_Tabled):
 
     def __init__(self, exponent_bits: int, mantissa_bits: int, bias: int | None = None, *, zero: bool = False,
                  subnormals: bool = False, specials: bool = False, scale: float = 1.0):
-        for value, what in ((exponent_bits, "exponent_bits"), (mantissa_bits, "mantissa_bits")):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value <= 20:
-                raise ValueError(f"{what} must be an integer in [0, 20], got {value!r}")
-        self.exponent_bits, self.mantissa_bits = int(exponent_bits), int(mantissa_bits)
+        self.exponent_bits = check_scalar(exponent_bits, "exponent_bits", int, low=0, high=20)
+        self.mantissa_bits = check_scalar(mantissa_bits, "mantissa_bits", int, low=0, high=20)
         default_bias = 2 ** (self.exponent_bits - 1) - 1 if self.exponent_bits else 0
-        if bias is not None and (isinstance(bias, bool) or not isinstance(bias, (int, np.integer))):
-            raise ValueError(f"bias must be an integer, got {bias!r}")
+        if bias is not None:
+            check_scalar(bias, "bias", int)
         self.bias = default_bias if bias is None else int(bias)
         self.subnormals = bool(subnormals)
         self.zero = bool(zero) or self.subnormals
         self.specials = bool(specials)
-        self.scale = check_number(scale, "scale", 0.0, low_inclusive=False)
+        self.scale = check_scalar(scale, "scale", float, low=0.0, include_low=False)
         self._code_lo = 1 if self.zero else 0
         self._code_hi = 2**self.exponent_bits - (2 if self.specials else 1)
         if self._code_hi < self._code_lo:

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from greenbench.core.validation import as_float_array, as_index_array, check_number
+from greenbench.core.validation import as_float_array, as_index_array, check_scalar
 from greenbench.quantization import kernels as _kernels
 from greenbench.quantization.base import (
     UNBOUNDED,
@@ -31,10 +31,10 @@ class _UniformBase(Quantizer):
             raise ValueError("give either levels (with xmax) or step, not both and not neither")
         if step is not None:
             self.levels, self.xmax = None, None
-            self.step = check_number(step, "step", 0.0, low_inclusive=False)
+            self.step = check_scalar(step, "step", float, low=0.0, include_low=False)
         else:
             self.levels = check_levels(levels)
-            self.xmax = check_number(xmax, "xmax", 0.0, low_inclusive=False)
+            self.xmax = check_scalar(xmax, "xmax", float, low=0.0, include_low=False)
             self.step = 2.0 * self.xmax / self.levels
             if not math.isfinite(self.step) or self.step < np.finfo(np.float64).tiny:
                 raise ValueError(f"xmax {xmax!r} over {levels} levels gives step {self.step!r}: the step must be a "
@@ -158,9 +158,7 @@ class Deadzone(_UniformBase):
     name = "deadzone"
 
     def __init__(self, delta: float, levels: int | None = None, xmax: float = 1.0, step: float | None = None):
-        d = check_number(delta, "delta", 0.0)
-        if d >= 1.0:
-            raise ValueError(f"delta must lie in [0, 1), got {delta!r}")
+        d = check_scalar(delta, "delta", float, low=0.0, high=1.0, include_high=False)
         self.delta = d
         super().__init__(levels, xmax, step)
 

@@ -11,9 +11,31 @@ import os
 from pathlib import Path
 
 import pytest
+import torch  # noqa: F401 - imported before pytester snapshots sys.modules: torch cannot be imported twice
+from hypothesis import HealthCheck, settings
 
 from greenbench.core.provenance import atomic_write_json
+from greenbench.core.settings import SettingError, check_environment, setting
 from greenbench.pytest_plugin import write_artifact
+
+# greenbench's own suite: its hypothesis profiles and thread counts (the plugin sets neither for other suites)
+try:
+    check_environment()
+except SettingError as exc:
+    raise pytest.UsageError(str(exc)) from None
+settings.register_profile("dev", max_examples=60, deadline=None)
+settings.register_profile("ci", max_examples=100, deadline=None, derandomize=True, print_blob=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("nightly", max_examples=2000, deadline=None, print_blob=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(setting("GREENBENCH_HYPOTHESIS_PROFILE", "dev"))
+if os.environ.get("PYTEST_XDIST_WORKER"):  # one thread per worker: the workers already fill the cores
+    os.environ.setdefault("GREENBENCH_THREADS", "1")
+if setting("GREENBENCH_THREADS"):
+    import numba
+
+    torch.set_num_threads(setting("GREENBENCH_THREADS"))
+    numba.set_num_threads(min(setting("GREENBENCH_THREADS"), numba.config.NUMBA_NUM_THREADS))
 
 ROOT = Path(__file__).parent
 # pytester for the plugin's own tests; the plugin itself also where greenbench is only on PYTHONPATH

@@ -2,50 +2,50 @@
 
 Registered through the `pytest11` entry point (like pytest-benchmark), so any suite gets it once
 greenbench is installed. It brings the `claim` fixture, `--baseline-dir`, `--update-baselines`,
-`--claims-json` and `--report-dir`, the claims table at the end of a run, the markers, the
-hypothesis profiles (`GREENBENCH_HYPOTHESIS_PROFILE`: dev, ci, nightly) and the GPU fixtures
-(`gpu_tier`, `cuda_device`, `gpu_meter`) with the one-line deselection of GPU tests where there is
-no CUDA (or their CPU rehearsal, GREENBENCH_GPU_REHEARSAL=1).
+`--claims-json` and `--report-dir`, the claims table at the end of a run, the markers and the GPU
+fixtures (`gpu_tier`, `cuda_device`, `gpu_meter`) with the one-line deselection of GPU tests where there
+is no CUDA (or their CPU rehearsal, GREENBENCH_GPU_REHEARSAL=1).
 
-A claim test hands its figures to `claim.verdict(...)`; they are compared with this hardware
-profile's baseline, stored on the test report (so they cross pytest-xdist workers), and the
-claims table is built from those records and the tests' outcomes. Claims are registered with
-`greenbench.claims.register_claim` (the papers' own are built in). This is the only module of the
-package that imports pytest.
+It changes nothing for a suite that does not use it: no hypothesis profile is loaded, no thread count
+set, and torch, NVML and the provenance are touched only once a claim or a GPU test is collected.
+
+A claim test hands its figures to `claim.verdict(...)`; they are compared with the baseline of the
+profile of the device they were measured on, stored on the test report (so they cross pytest-xdist
+workers), and the claims table is built from those records and the tests' outcomes. The verdict
+raises `ClaimNotReproduced` when the claim does not hold and `BaselineRegression` when a metric
+regressed; a claim stored as not reproduced expects exactly the first (a strict xfail), so a crash or a
+regression never hides behind a known failure. This is the only module of the package that imports
+pytest at import time.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
+from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, settings
 
-from greenbench.core.provenance import atomic_write_json, hardware_profile, provenance
-from greenbench.energy.gputier import gpu_tier_settings, rehearsal_requested
-from greenbench.harness.baselines import BaselineStore
-from greenbench.harness.claims import CLAIMS, REHEARSAL_VERDICT, ClaimRecord, Metric
-from greenbench.harness.report import ClaimRow, render_claims_table
+from greenbench.core.settings import SettingError, check_environment
+from greenbench.harness.claims import (
+    CLAIMS,
+    ERROR,
+    KNOWN,
+    NOT_REPRODUCED,
+    NOT_RUN,
+    REGRESSED,
+    REHEARSAL_VERDICT,
+    REPRODUCED,
+    BaselineRegression,
+    ClaimNotReproduced,
+    ClaimRecord,
+    ClaimWithoutVerdict,
+    Metric,
+)
 
 RECORD_KEY = "greenbench.claim"
-
-settings.register_profile("dev", max_examples=60, deadline=None)
-settings.register_profile("ci", max_examples=100, deadline=None, derandomize=True, print_blob=True,
-                          suppress_health_check=[HealthCheck.too_slow])
-settings.register_profile("nightly", max_examples=2000, deadline=None, print_blob=True,
-                          suppress_health_check=[HealthCheck.too_slow])
-settings.load_profile(os.environ.get("GREENBENCH_HYPOTHESIS_PROFILE", "dev"))
-
-if os.environ.get("PYTEST_XDIST_WORKER"):  # one thread per worker: the workers already fill the cores
-    os.environ.setdefault("GREENBENCH_THREADS", "1")
-if os.environ.get("GREENBENCH_THREADS"):
-    import numba
-    import torch
-
-    torch.set_num_threads(int(os.environ["GREENBENCH_THREADS"]))
-    numba.set_num_threads(min(int(os.environ["GREENBENCH_THREADS"]), numba.config.NUMBA_NUM_THREADS))
+STATUS_KEY = "greenbench.status"
+CLAIM_ID_KEY = "greenbench.claim_id"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -59,11 +59,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="write the runs' artifacts (rate–accuracy points, FP16 benchmarks) here for the report")
 
 
-class ClaimCheck:
-    """What a claim test uses: record the figures, compare them with the baseline, assert the claim."""
+_PROVENANCE = pytest.StashKey[dict]()
 
-    def __init__(self, request: pytest.FixtureRequest, claim_id: str, store: BaselineStore, update: bool,
-                 rehearsal: bool = False):
+
+def run_provenance(config: pytest.Config) -> dict:
+    """This run's provenance, gathered once and only when something needs it."""
+    if _PROVENANCE not in config.stash:
+        from greenbench.core.provenance import provenance
+
+        config.stash[_PROVENANCE] = provenance()
+    return config.stash[_PROVENANCE]
+
+
+class ClaimCheck:
+    """What a claim test uses: record the figures, compare them with the baseline, give the verdict."""
+
+    def __init__(self, request: pytest.FixtureRequest, claim_id: str, store, update: bool, rehearsal: bool = False):
         self.request = request
         self.claim_id = claim_id
         self.store = store
@@ -72,36 +83,63 @@ class ClaimCheck:
         callspec = getattr(request.node, "callspec", None)
         self.case = f"{request.node.originalname}[{callspec.id}]" if callspec else request.node.name
         self.expected = (store.case(claim_id, self.case) or {}).get("outcome")
+        self.given = False
 
     def verdict(self, holds: bool, *, claimed: str, tolerance: str, measured: dict,
                 metrics: dict[str, Metric] | None = None, note: str = "", inputs: dict | None = None) -> None:
-        """Record the outcome; fail if the claim does not hold or a metric regressed from the baseline.
+        """Record the outcome; raise BaselineRegression if a metric regressed from the baseline (known failure or
+        not), then ClaimNotReproduced if the claim does not hold.
 
         `inputs` names what the figure was measured on (seed, data checksum, checkpoint), for provenance.
         """
+        if self.given:
+            raise RuntimeError(f"{self.request.node.nodeid}: claim.verdict called twice; a test gives one verdict")
+        self.given = True
         record = ClaimRecord(self.claim_id, self.case, claimed, tolerance, measured, bool(holds), metrics or {},
                              note=note, inputs=inputs or {}, rehearsal=self.rehearsal)
+        record.to_json()  # a record that cannot be stored fails here, before anything is written
         if self.rehearsal:  # never compared, never stored, never failed for its figures
             record.baseline = "not compared (rehearsal)"
-            self.request.node.user_properties.append((RECORD_KEY, json.dumps(record.to_json())))
+            self._report(record, REHEARSAL_VERDICT)
             return
         comparisons = self.store.compare(record) if record.metrics else []
-        outcome = "reproduced" if holds else "not reproduced"
         if self.update:  # the outcome is stored even without metrics: a known failure must be on record
-            self.store.update(record, outcome, self.request.config.stash[_PROVENANCE])
+            self.store.update(record, REPRODUCED if holds else NOT_REPRODUCED, run_provenance(self.request.config))
             record.baseline = "updated"
         elif comparisons:
             worst = [c for c in comparisons if c.status != "ok"]
             record.baseline = "; ".join(f"{c.name} {c.status}" for c in worst) or "matches"
-        self.request.node.user_properties.append((RECORD_KEY, json.dumps(record.to_json())))
         regressions = [c for c in comparisons if c.failed and not self.update]
-        assert holds, (f"claim {self.claim_id} not reproduced: measured {record.measured_text()}; "
-                       f"claimed {claimed} ({tolerance})")
-        assert not regressions, "regression against the stored baseline: " + "; ".join(
-            f"{c.name} {c.measured:.6g} vs {c.baseline:.6g} (±{c.spread:.3g})" for c in regressions)
+        status = REGRESSED if regressions else REPRODUCED if holds else NOT_REPRODUCED
+        self._report(record, status)
+        if regressions:
+            raise BaselineRegression("regression against the stored baseline: " + "; ".join(
+                f"{c.name} {c.measured:.6g} vs {c.baseline:.6g} (±{c.spread:.3g})" for c in regressions))
+        if not holds:
+            raise ClaimNotReproduced(f"claim {self.claim_id} not reproduced: measured {record.measured_text()}; "
+                                     f"claimed {claimed} ({tolerance})" + (f"; {note}" if note else ""))
+
+    def unmet(self, reason: str, *, claimed: str, tolerance: str, measured: dict | None = None,
+              inputs: dict | None = None) -> None:
+        """A precondition the claim needs is not met (no setting within the budget, a fit that did not converge):
+        the verdict is `not reproduced`, with the reason."""
+        self.verdict(False, claimed=claimed, tolerance=tolerance, measured=measured or {}, note=reason,
+                     inputs=inputs)
+
+    def _report(self, record: ClaimRecord, status: str) -> None:
+        props = self.request.node.user_properties
+        props.append((RECORD_KEY, json.dumps(record.to_json())))
+        props.append((STATUS_KEY, status))
 
 
-_PROVENANCE = pytest.StashKey[dict]()
+def _one_line(report: pytest.TestReport) -> str:
+    """The failure's exception and message, one line, its class without the module path."""
+    crash = getattr(report.longrepr, "reprcrash", None)
+    text = (crash.message if crash is not None else str(report.longrepr or "")).strip()
+    if not text:
+        return f"failed during {report.when}"
+    name, sep, rest = text.splitlines()[0].partition(": ")
+    return (name.rpartition(".")[2] + sep + rest)[:200] if " " not in name else text.splitlines()[0][:200]
 
 
 class ClaimsTable:
@@ -109,13 +147,15 @@ class ClaimsTable:
 
     def __init__(self, config: pytest.Config):
         self.config = config
-        self.rows: dict[str, ClaimRow] = {}
+        self.rows: dict[str, Any] = {}
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         props = dict(report.user_properties)
-        claim_id = props.get("greenbench.claim_id")
+        claim_id = props.get(CLAIM_ID_KEY)
         if claim_id is None:
             return
+        from greenbench.harness.report import ClaimRow
+
         row = self.rows.setdefault(report.nodeid, ClaimRow(claim_id, CLAIMS[claim_id].source,
                                                            report.nodeid.split("::")[-1]))
         if RECORD_KEY in props:
@@ -123,22 +163,22 @@ class ClaimsTable:
             row.case = row.record.case
         if report.when == "teardown" and not report.failed:
             return
-        longrepr = str(report.longrepr or "")
+        status = props.get(STATUS_KEY)
         if report.skipped and hasattr(report, "wasxfail"):
-            row.verdict, row.reason = "not reproduced", "known on this profile (strict xfail)"
+            row.verdict, row.reason = KNOWN, "not reproduced, as recorded on this profile (strict xfail)"
         elif report.skipped:
-            row.verdict = "not run"
-            reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else longrepr
-            row.reason = reason.removeprefix("Skipped: ")
-        elif report.failed and "XPASS(strict)" in longrepr:
-            row.verdict, row.reason = "reproduced", "baseline says not reproduced: update it"
-        elif report.failed and row.record is None:
-            row.verdict, row.reason = "not run", f"error during {report.when}"
+            reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr or "")
+            row.verdict, row.reason = NOT_RUN, reason.removeprefix("Skipped: ")
+        elif report.failed and "XPASS(strict)" in str(report.longrepr or ""):
+            row.verdict, row.reason = REPRODUCED, "stored as not reproduced: update the baseline (the run fails)"
+        elif report.failed and report.when == "call" and status in (REGRESSED, NOT_REPRODUCED) \
+                and _raised(report, status):
+            row.verdict = status
+            row.reason = "a metric regressed against the baseline" if status == REGRESSED else row.record.note
         elif report.failed:
-            row.verdict = "reproduced" if row.record.holds else "not reproduced"
-            row.reason = "baseline regression" if row.record.holds else ""
+            row.verdict, row.reason = ERROR, f"{report.when}: {_one_line(report)}"
         elif report.when == "call":
-            row.verdict = REHEARSAL_VERDICT if row.record is not None and row.record.rehearsal else "reproduced"
+            row.verdict = status or REPRODUCED
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node, error) -> None:  # xdist: a worker's GPU deselections
@@ -150,18 +190,37 @@ class ClaimsTable:
         deselected = self.config.stash.get(_GPU_DESELECTED, [])
         if deselected:
             terminalreporter.write_line(f"greenbench: {len(deselected)} GPU tests not run: {NO_CUDA}")
+        if not self.rows and not any(claim_id for _, claim_id, _ in deselected):
+            return
+        from greenbench.core.provenance import atomic_write_json, hardware_profile
+        from greenbench.harness.report import ClaimRow, render_claims_table
+
         for nodeid, claim_id, name in deselected:
             if claim_id:
-                self.rows[nodeid] = ClaimRow(claim_id, CLAIMS[claim_id].source, name, "not run", "no CUDA device")
-        if not self.rows:
-            return
+                self.rows[nodeid] = ClaimRow(claim_id, CLAIMS[claim_id].source, name, NOT_RUN, "no CUDA device")
         rows = sorted(self.rows.values(), key=lambda r: (list(CLAIMS).index(r.claim_id), r.case))
         terminalreporter.write_sep("=", f"greenbench claims on {hardware_profile()}")
         terminalreporter.write_line(render_claims_table(rows))
         path = self.config.getoption("--claims-json")
         if path:
-            atomic_write_json(Path(path), {"provenance": self.config.stash[_PROVENANCE],
+            atomic_write_json(Path(path), {"provenance": run_provenance(self.config),
                                            "rows": [r.to_json() for r in rows]}, sort_keys=False)
+
+
+def _raised(report: pytest.TestReport, status: str) -> bool:
+    """Whether the call failed with the verdict's own exception (not another error after the verdict)."""
+    wanted = BaselineRegression if status == REGRESSED else ClaimNotReproduced
+    return _one_line(report).startswith(f"{wanted.__name__}:")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    result = yield
+    check = getattr(item, "funcargs", {}).get("claim")
+    if isinstance(check, ClaimCheck) and not check.given:
+        raise ClaimWithoutVerdict(f"{item.nodeid} took the `claim` fixture but ended without claim.verdict(...): "
+                                  "a claim test must give a verdict (claim.unmet(...) for a precondition)")
+    return result
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -181,7 +240,6 @@ MARKERS = (
 def pytest_configure(config: pytest.Config) -> None:
     for line in MARKERS:
         config.addinivalue_line("markers", line)
-    config.stash[_PROVENANCE] = provenance()
     if not hasattr(config, "workerinput"):  # the xdist controller (or a plain run) prints the table
         config.pluginmanager.register(ClaimsTable(config), "greenbench-claims-table")
 
@@ -194,18 +252,25 @@ def baseline_root(request: pytest.FixtureRequest) -> Path:
 
 @pytest.fixture
 def claim(request: pytest.FixtureRequest, baseline_root: Path) -> ClaimCheck:
+    from greenbench.core.provenance import hardware_profile
+    from greenbench.energy.gputier import rehearsal_requested
+    from greenbench.harness.baselines import BaselineStore
+
     marker = request.node.get_closest_marker("claim")
     if marker is None or not marker.args or marker.args[0] not in CLAIMS:
         raise pytest.UsageError(f"{request.node.nodeid} uses `claim` without @pytest.mark.claim('<registered id>'); "
                                 f"register a claim with greenbench.claims.register_claim (registered: "
                                 f"{', '.join(CLAIMS)})")
     claim_id = marker.args[0]
-    store = BaselineStore(baseline_root, hardware_profile(measured_energy=CLAIMS[claim_id].measures_energy))
-    rehearsal = bool(request.node.get_closest_marker("gpu")) and rehearsal_requested()
+    on_gpu = bool(request.node.get_closest_marker("gpu"))
+    store = BaselineStore(baseline_root, hardware_profile(measured_energy=CLAIMS[claim_id].measures_energy,
+                                                          on_gpu=on_gpu))
+    rehearsal = on_gpu and rehearsal_requested()
     check = ClaimCheck(request, claim_id, store, request.config.getoption("--update-baselines"), rehearsal)
-    if check.expected == "not reproduced" and not check.update and not rehearsal:
+    if check.expected == NOT_REPRODUCED and not check.update and not rehearsal:
         request.applymarker(pytest.mark.xfail(
-            strict=True, reason=f"baseline of {store.profile} records this claim as not reproduced"))
+            strict=True, raises=ClaimNotReproduced,
+            reason=f"baseline of {store.profile} records this claim as not reproduced"))
     return check
 
 
@@ -214,36 +279,45 @@ _GPU_DESELECTED = pytest.StashKey[list]()
 
 @pytest.hookimpl(trylast=True)  # after -m has chosen the items
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    import torch
-
     gpu = [item for item in items if item.get_closest_marker("gpu")]
-    # `pytest -m gpu` without CUDA (and not rehearsing): one line says why, not one skip per test
-    if gpu and not torch.cuda.is_available() and not rehearsal_requested():
-        items[:] = [item for item in items if not item.get_closest_marker("gpu")]
-        config.hook.pytest_deselected(items=gpu)
-        deselected = []
-        for item in gpu:
-            marker = item.get_closest_marker("claim")
-            claim_id = marker.args[0] if marker and marker.args and "claim" in item.fixturenames else None
-            deselected.append((item.nodeid, claim_id, item.name))
-        config.stash[_GPU_DESELECTED] = deselected
-        if hasattr(config, "workeroutput"):  # tell the xdist controller, which collects nothing itself
-            config.workeroutput["greenbench_gpu_deselected"] = deselected
-    unknown = set()
-    for item in items:
-        marker = item.get_closest_marker("claim")
-        if marker and marker.args and "claim" in getattr(item, "fixturenames", ()):  # a row of the claims table
-            if marker.args[0] not in CLAIMS:
-                unknown.add(marker.args[0])
-            item.user_properties.append(("greenbench.claim_id", marker.args[0]))
+    claims = [item for item in items
+              if (m := item.get_closest_marker("claim")) and m.args and "claim" in getattr(item, "fixturenames", ())]
+    if not gpu and not claims:
+        return  # a suite that uses none of greenbench: nothing imported, nothing read
+    try:
+        check_environment()
+    except SettingError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    from greenbench.energy.gputier import rehearsal_requested
+
+    if gpu and not rehearsal_requested():
+        import torch
+
+        # `pytest -m gpu` without CUDA (and not rehearsing): one line says why, not one skip per test
+        if not torch.cuda.is_available():
+            items[:] = [item for item in items if not item.get_closest_marker("gpu")]
+            config.hook.pytest_deselected(items=gpu)
+            deselected = []
+            for item in gpu:
+                marker = item.get_closest_marker("claim")
+                claim_id = marker.args[0] if marker and marker.args and "claim" in item.fixturenames else None
+                deselected.append((item.nodeid, claim_id, item.name))
+            config.stash[_GPU_DESELECTED] = deselected
+            if hasattr(config, "workeroutput"):  # tell the xdist controller, which collects nothing itself
+                config.workeroutput["greenbench_gpu_deselected"] = deselected
+    unknown = sorted({m.args[0] for item in claims if (m := item.get_closest_marker("claim")).args[0] not in CLAIMS})
     if unknown:
         raise pytest.UsageError(f"tests use @pytest.mark.claim('<registered id>') with unregistered claims "
-                                f"{sorted(unknown)}; register each with greenbench.claims.register_claim "
+                                f"{unknown}; register each with greenbench.claims.register_claim "
                                 f"(registered: {', '.join(CLAIMS)})")
+    for item in claims:  # a row of the claims table
+        item.user_properties.append((CLAIM_ID_KEY, item.get_closest_marker("claim").args[0]))
 
 
 def write_artifact(config: pytest.Config, name: str, payload) -> None:
     """Save a run artifact for the report when --report-dir is given."""
+    from greenbench.core.provenance import atomic_write_json
+
     folder = config.getoption("--report-dir")
     if folder:
         atomic_write_json(Path(folder) / name, payload)
@@ -261,6 +335,8 @@ NO_CUDA = "no CUDA device here: the GPU tier (pytest -m gpu) runs on a machine w
 @pytest.fixture(scope="session")
 def gpu_tier():
     """The GPU tier's settings: a CUDA device, or the CPU rehearsal (GREENBENCH_GPU_REHEARSAL=1)."""
+    from greenbench.energy.gputier import gpu_tier_settings
+
     try:
         return gpu_tier_settings()
     except ValueError as exc:

@@ -130,5 +130,10 @@ def test_profiles_name_the_machine_model_only_for_measured_energy():
     assert hardware_profile(cpu, measured_energy=True) == "cpu-x86-64-amd-epyc-9654-96-core-processor"
     gpu = {**cpu, "gpu": {"model": "NVIDIA H100 80GB HBM3"}}
     assert hardware_profile(gpu) == hardware_profile(gpu, measured_energy=True) == "cuda-nvidia-h100-80gb-hbm3"
+    # a claim's profile follows the device its figure was measured on, not the machine's best device
+    assert hardware_profile(gpu, on_gpu=True) == "cuda-nvidia-h100-80gb-hbm3"
+    assert hardware_profile(gpu, on_gpu=False) == "cpu-x86-64"
+    assert hardware_profile(gpu, measured_energy=True, on_gpu=False) == "cpu-x86-64-amd-epyc-9654-96-core-processor"
+    assert hardware_profile(cpu, on_gpu=True) == "cpu-x86-64"  # a GPU test rehearsed on a CPU
     energy_claims = {c.id for c in CLAIMS.values() if c.measures_energy}
     assert energy_claims == {"fp16-energy", "mnist-energy"}

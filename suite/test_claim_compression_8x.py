@@ -39,7 +39,10 @@ def _accuracy_spread_pp(evaluation, n):
 @pytest.mark.networks()
 def test_model_reaches_cr_4_within_budget(network, trained_networks, claim):
     best, evaluator = trained_networks.lowest_rate(network)
-    assert best is not None, f"{network}: no setting of the thesis grid stays within {BUDGET_PP} pp"
+    if best is None:
+        claim.unmet(f"no setting of the thesis grid stays within {BUDGET_PP} pp", claimed="CR = 32/H ≥ 4 at ≤ 0.8 pp "
+                    "top-1 loss", tolerance="CR ≥ 4", measured={"evaluations": evaluator.evaluations},
+                    inputs=trained_networks.inputs(network))
     n = best.images
     claim.verdict(best.compression_ratio >= 4.0, claimed="CR = 32/H ≥ 4 at ≤ 0.8 pp top-1/top-5 loss",
                   tolerance="CR ≥ 4",

@@ -72,24 +72,25 @@ def test_claim_lifecycle(run_claim):
 
     failed = run(0.5, "--update-baselines")  # a claim that does not hold is stored as such
     failed.assert_outcomes(failed=1)
-    failed.stdout.fnmatch_lines(["*claim figure-at-least-1 not reproduced: measured figure 0.5*"])
+    failed.stdout.fnmatch_lines(["*ClaimNotReproduced: claim figure-at-least-1 not reproduced: measured figure 0.5*"])
     assert stored()["outcome"] == "not reproduced" and stored()["metrics"]["figure"]["value"] == 0.5
 
     known = run(0.5)  # ... and then runs as a strict expected failure that still shows its figure
     known.assert_outcomes(xfailed=1)
-    known.stdout.fnmatch_lines(["*figure 0.5*matches*not reproduced: known on this profile*"])
+    known.stdout.fnmatch_lines(["*figure 0.5*matches*known: not reproduced, as recorded*",
+                                "1 claim checks: 0 reproduced, 0 not reproduced, 1 known, 0 not run"])
 
     fixed = run(2.0)  # holding against a "not reproduced" baseline fails until the baseline is updated
     fixed.assert_outcomes(failed=1)
-    fixed.stdout.fnmatch_lines(["*XPASS(strict)*", "*figure improved*reproduced: baseline says not reproduced*"])
+    fixed.stdout.fnmatch_lines(["*XPASS(strict)*", "*figure improved*reproduced: stored as not reproduced*"])
 
     run(2.0, "--update-baselines").assert_outcomes(passed=1)
     assert stored()["outcome"] == "reproduced" and stored()["metrics"]["figure"]["value"] == 2.0
 
     regressed = run(1.5)  # the claim holds (≥ 1) but fell by far more than three spreads
     regressed.assert_outcomes(failed=1)
-    regressed.stdout.fnmatch_lines(["*regression against the stored baseline: figure 1.5 vs 2*",
-                                    "*baseline regression*"])
+    regressed.stdout.fnmatch_lines(["*BaselineRegression: regression against the stored baseline: figure 1.5 vs 2*",
+                                    "*figure regressed*regressed: a metric regressed*"])
     assert stored()["metrics"]["figure"]["value"] == 2.0  # a run without --update-baselines writes nothing
 
     run(2.01).assert_outcomes(passed=1)  # within the spread: no regression
@@ -137,3 +138,96 @@ def test_claims_are_validated_when_registered():
         register_claim("Bad Id!", "s", "t")
     with pytest.raises(ValueError, match="non-empty source"):
         register_claim("fine-id", " ", "t")
+
+
+def _known_failure(run_claim, project, body: str):
+    """A suite whose claim is stored as not reproduced, then a new test body for the same case."""
+    run, stored = run_claim
+    run(0.5, "--update-baselines").assert_outcomes(failed=1)
+    assert stored()["outcome"] == "not reproduced"
+    project.makepyfile(test_claim_figure=CLAIM_MODULE.split("def test_figure")[0] + "def test_figure(claim):\n" + body)
+    return run
+
+
+def test_a_crash_never_hides_behind_a_known_failure(run_claim, project):
+    run = _known_failure(run_claim, project, "    {}['missing']\n")
+    crashed = run(0.5)
+    crashed.assert_outcomes(failed=1)  # a KeyError is not the known failure: it fails, xfail or not
+    crashed.stdout.fnmatch_lines(["*figure-at-least-1*error: call: KeyError: 'missing'*",
+                                  "*1 claim checks: 0 reproduced, 0 not reproduced, 0 known, 1 error, 0 not run*"])
+
+
+def test_a_known_failure_that_regresses_fails(run_claim):
+    run, stored = run_claim
+    run(0.5, "--update-baselines").assert_outcomes(failed=1)
+    still_known = run(0.49)  # within the spread: still the known failure
+    still_known.assert_outcomes(xfailed=1)
+    worse = run(0.1)  # still not reproduced, and the figure fell by far more than three spreads
+    worse.assert_outcomes(failed=1)
+    worse.stdout.fnmatch_lines(["*BaselineRegression: regression against the stored baseline: figure 0.1 vs 0.5*",
+                                "*figure regressed*regressed*"])
+    assert stored()["metrics"]["figure"]["value"] == 0.5
+
+
+def test_a_claim_test_without_a_verdict_fails_naming_the_test(project):
+    project.makepyfile(test_claim_figure=CLAIM_MODULE.split("def test_figure")[0]
+                       + "def test_forgot(claim):\n    pass\n")
+    result = project.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*ClaimWithoutVerdict: test_claim_figure.py::test_forgot took the `claim` fixture "
+                                 "but ended without claim.verdict*", "*error: call: *ClaimWithoutVerdict*"])
+
+
+def test_an_unmet_precondition_is_not_reproduced_with_its_reason(project):
+    project.makepyfile(test_claim_figure=CLAIM_MODULE.split("def test_figure")[0] + """def test_figure(claim):
+    best = None  # e.g. no setting of the grid within the budget
+    if best is None:
+        claim.unmet("no setting within the budget", claimed="figure ≥ 1", tolerance="≥ 1", measured={"settings": 0})
+""")
+    result = project.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*settings 0*not reproduced: no setting within the budget*"])
+
+
+def test_the_claims_json_carries_each_status(run_claim, project, tmp_path):
+    run, _ = run_claim
+    out = tmp_path / "claims.json"
+    run(0.5, f"--claims-json={out}").assert_outcomes(failed=1)
+    assert [r["verdict"] for r in json.loads(out.read_text())["rows"]] == ["not reproduced"]
+    run(0.5, "--update-baselines")
+    run(0.5, f"--claims-json={out}").assert_outcomes(xfailed=1)
+    assert [r["verdict"] for r in json.loads(out.read_text())["rows"]] == ["known"]
+
+
+PLAIN_SUITE = """
+import os, sys
+from hypothesis import settings
+
+def test_untouched():
+    assert settings().max_examples == 100 and settings().deadline is not None  # hypothesis's own defaults
+    assert "GREENBENCH_THREADS" not in os.environ
+    assert not {"torch", "numba", "pynvml", "onnxruntime"} & set(sys.modules), "greenbench imported a heavy library"
+"""
+
+
+def test_a_suite_that_does_not_use_greenbench_is_left_alone(pytester, monkeypatch):
+    pytester.makepyfile(test_plain=PLAIN_SUITE)
+    monkeypatch.delenv("GREENBENCH_THREADS", raising=False)  # greenbench's own suite sets it for its workers
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw0")  # what made the plugin set threads before
+    monkeypatch.setenv("GREENBENCH_FP16_RUNS", "many")  # a bad value greenbench would refuse, unused here
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+
+
+def test_a_bad_greenbench_variable_is_a_one_line_usage_error(run_claim, monkeypatch):
+    run, _ = run_claim
+    monkeypatch.setenv("GREENBENCH_FP16_RUNS", "many")
+    result = run(2.0)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: GREENBENCH_FP16_RUNS='many': takes an integer in [[]2, 1000] (*"])
+    assert "Traceback" not in result.stderr.str()
+    monkeypatch.setenv("GREENBENCH_FP16_RUNS", "4")
+    monkeypatch.setenv("GREENBENCH_FP16_RUN", "4")
+    result = run(2.0)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: GREENBENCH_FP16_RUN is not a greenbench variable (a typo?)*"])

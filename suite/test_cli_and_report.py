@@ -57,7 +57,7 @@ def _rows():
 def test_claims_table_shows_claimed_measured_baseline_verdict():
     text = render_claims_table(_rows())
     assert "deadzone δ=0.7 i=5" in text and "matches" in text and "not run: no CUDA device" in text
-    assert "3 claim checks: 2 reproduced, 0 not reproduced, 1 not run" in text
+    assert "3 claim checks: 2 reproduced, 0 not reproduced, 0 known, 1 not run" in text
 
 
 def test_report_from_a_run(tmp_path):

@@ -167,7 +167,10 @@ def test_cr_at_the_fidelity_budget_on_a_real_network(model, studies, fashion_mni
     budget = study["budget"]
     best_family, best = min(((f, r) for f, r in budget["best_per_family"].items() if r),
                             key=lambda item: item[1]["entropy"], default=(None, None))
-    assert best is not None, f"{model}: no setting of the thesis grid meets the fidelity budget"
+    if best is None:
+        claim.unmet("no setting of the thesis grid meets the fidelity budget", claimed="CR = 32/H ≥ 4 within the "
+                    "fidelity budget", tolerance="CR ≥ 4", measured={"fidelity": budget["fidelity"]},
+                    inputs={"model": model})
     claim.verdict(best["cr"] >= 4.0, claimed="CR = 32/H ≥ 4 within the fidelity budget (thesis: ≈ 8 on average)",
                   tolerance="CR ≥ 4",
                   measured={"fidelity": budget["fidelity"], "setting": best["setting"], "H bits": best["entropy"],

@@ -162,8 +162,10 @@ CASES = [
     ("CodeCarbon every 0 s", lambda: CodeCarbonMeter(measure_power_secs=0), ValueError, "measure_power_secs"),
     ("window for a NaN period", lambda: min_window_for(NAN), ValueError, "update period"),
     ("warm-up tolerance 0", lambda: warm_up(_nvml(), lambda: None, tolerance=0.0), ValueError, "tolerance"),
-    ("GPU tier runs 'ten'", lambda: gpu_tier_settings({"GREENBENCH_FP16_RUNS": "ten"}), ValueError, "not an integer"),
-    ("GPU tier window NaN", lambda: gpu_tier_settings({"GREENBENCH_WINDOW_CAP_S": "nan"}), ValueError, "finite"),
+    ("GPU tier runs 'ten'", lambda: gpu_tier_settings({"GREENBENCH_FP16_RUNS": "ten"}), ValueError,
+     "GREENBENCH_FP16_RUNS='ten': takes an integer in \\[2, 1000\\]"),
+    ("GPU tier window NaN", lambda: gpu_tier_settings({"GREENBENCH_WINDOW_CAP_S": "nan"}), ValueError,
+     "WINDOW_CAP_S='nan': takes a number in"),
     ("GPU rehearsal 'maybe'", lambda: gpu_tier_settings({"GREENBENCH_GPU_REHEARSAL": "maybe"}), ValueError,
      "GREENBENCH_GPU_REHEARSAL"),
     # carbon

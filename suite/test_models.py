@@ -56,3 +56,15 @@ def test_channels_last_inference_restores_the_layout_and_keeps_the_logits():
         predict_logits(model, x)  # a nested use leaves the outer layout in place
         assert first.is_contiguous(memory_format=torch.channels_last) and not first.is_contiguous()
     assert first.is_contiguous()
+
+
+def test_training_is_reproducible_and_leaves_global_rng_alone(fashion_mnist):
+    from greenbench.nn.training import train_network
+
+    torch.manual_seed(5)
+    before = torch.rand(1)
+    torch.manual_seed(5)
+    runs = [train_network("student", fashion_mnist, 1, train_limit=64, progress=False) for _ in range(2)]
+    assert torch.rand(1) == before  # the caller's random stream goes on as if training never ran
+    for pa, pb in zip(runs[0].model.parameters(), runs[1].model.parameters()):
+        assert torch.equal(pa, pb)

@@ -147,3 +147,17 @@ def test_a_public_face_exports_what_its_all_names(face):
     assert module.__all__, f"greenbench.{face} has an empty __all__"
     missing = [n for n in module.__all__ if not hasattr(module, n)]
     assert not missing, f"greenbench.{face}.__all__ names what it does not define: {missing}"
+
+
+def test_every_environment_variable_is_declared_and_in_the_readme():
+    import re
+
+    from greenbench.core.settings import VARIABLES
+
+    root = PACKAGE.parent
+    used = set()
+    for path in [*PACKAGE.rglob("*.py"), root / "conftest.py", *(root / "tools").iterdir()]:
+        used |= set(re.findall(r"GREENBENCH_[A-Z0-9_]+", path.read_text()))
+    assert used <= set(VARIABLES), f"variables read but not declared in core.settings: {sorted(used - set(VARIABLES))}"
+    readme = (root / "README.md").read_text()
+    assert all(f"`{name}`" in readme for name in VARIABLES), "the README's table lacks a variable"

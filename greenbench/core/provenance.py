@@ -74,15 +74,18 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
-def hardware_profile(fingerprint: dict[str, Any] | None = None, measured_energy: bool = False) -> str:
-    """The name baselines are stored under: the accelerator's model, or the CPU architecture.
+def hardware_profile(fingerprint: dict[str, Any] | None = None, measured_energy: bool = False,
+                     on_gpu: bool | None = None) -> str:
+    """The name baselines are stored under: that of the device a figure was measured on.
 
     CPU-only results of this suite are deterministic numerics, so machines of one architecture share
-    a profile; measured energy or time belongs to one machine model, so a CPU profile holding them
-    names the CPU model too. The full fingerprint is stored beside each baseline.
+    a profile (`cpu-x86-64`), on a GPU machine too; measured energy or time belongs to one machine
+    model, so a CPU profile holding them names the CPU model too; a figure measured on a GPU
+    (`on_gpu`) belongs to the GPU's model (`cuda-<model>`). Without `on_gpu` the profile is the
+    machine's: its GPU where it has one. The full fingerprint is stored beside each baseline.
     """
     fp = fingerprint or hardware_fingerprint()
-    if fp.get("gpu"):
+    if fp.get("gpu") and on_gpu is not False:
         return "cuda-" + _slug(fp["gpu"]["model"])
     profile = "cpu-" + _slug(fp["machine"] or "unknown")
     return f"{profile}-{_slug(fp.get('cpu_model') or 'unknown')}" if measured_energy else profile

@@ -10,36 +10,18 @@ error rather than a silently different run).
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
 
+from greenbench.core.settings import setting
+
 REHEARSAL_ENV = "GREENBENCH_GPU_REHEARSAL"
 
 
-def rehearsal_requested(environ: Mapping[str, str] = os.environ) -> bool:
-    value = environ.get(REHEARSAL_ENV, "").strip().lower()
-    if value in ("", "0", "false", "no"):
-        return False
-    if value in ("1", "true", "yes"):
-        return True
-    raise ValueError(f"{REHEARSAL_ENV}={environ[REHEARSAL_ENV]!r}: use 1 (rehearse on the CPU) or 0")
-
-
-def _number_env(environ: Mapping[str, str], name: str, default, kind: type = int, minimum: float = 1):
-    """`name` from the environment as an int (or float), at least `minimum` and finite; `default` if unset."""
-    text = environ.get(name)
-    if text is None or text == "":
-        return default
-    try:
-        value = kind(text)
-    except ValueError:
-        raise ValueError(f"{name}={text!r} is not {'an integer' if kind is int else 'a number'}") from None
-    if not (minimum <= value < float("inf")):
-        raise ValueError(f"{name}={value!r} must be a finite number, at least {minimum}")
-    return value
+def rehearsal_requested(environ: Mapping[str, str] | None = None) -> bool:
+    return setting(REHEARSAL_ENV, False, environ)
 
 
 @dataclass(frozen=True)
@@ -88,26 +70,19 @@ class GpuTierSettings:
                                    test_labels=dataset.test_labels[part])
 
 
-def gpu_tier_settings(environ: Mapping[str, str] = os.environ) -> GpuTierSettings:
-    rehearsal = rehearsal_requested(environ)
-    if rehearsal:
+def gpu_tier_settings(environ: Mapping[str, str] | None = None) -> GpuTierSettings:
+    """The tier's sizes from the environment (core.settings validates each), defaults by mode."""
+    def get(name: str, default):
+        return setting(f"GREENBENCH_{name}", default, environ)
+
+    if rehearsal_requested(environ):
         return GpuTierSettings(
-            rehearsal=True, device="cpu",
-            test_images=_number_env(environ, "GREENBENCH_GPU_TEST_IMAGES", 128),
-            fp16_runs=_number_env(environ, "GREENBENCH_FP16_RUNS", 2, minimum=2),
+            rehearsal=True, device="cpu", test_images=get("GPU_TEST_IMAGES", 128), fp16_runs=get("FP16_RUNS", 2),
             half_dtype=torch.bfloat16, window_floor_s=0.0, window_cap_s=0.05, idle_seconds=0.05,
-            mnist_epochs=_number_env(environ, "GREENBENCH_MNIST_EPOCHS", 1),
-            mnist_trainings=_number_env(environ, "GREENBENCH_MNIST_TRAININGS", 2, minimum=2),
-            mnist_train_limit=_number_env(environ, "GREENBENCH_MNIST_TRAIN_LIMIT", 256))
-    limit = environ.get("GREENBENCH_MNIST_TRAIN_LIMIT")
-    images = environ.get("GREENBENCH_GPU_TEST_IMAGES")
+            mnist_epochs=get("MNIST_EPOCHS", 1), mnist_trainings=get("MNIST_TRAININGS", 2),
+            mnist_train_limit=get("MNIST_TRAIN_LIMIT", 256))
     return GpuTierSettings(
-        rehearsal=False, device="cuda",
-        test_images=_number_env(environ, "GREENBENCH_GPU_TEST_IMAGES", 0) if images else None,
-        fp16_runs=_number_env(environ, "GREENBENCH_FP16_RUNS", 10, minimum=2),
-        half_dtype=torch.float16,
-        window_floor_s=0.5, window_cap_s=_number_env(environ, "GREENBENCH_WINDOW_CAP_S", 1.5, float, 0.01),
-        idle_seconds=2.0,
-        mnist_epochs=_number_env(environ, "GREENBENCH_MNIST_EPOCHS", 2),
-        mnist_trainings=_number_env(environ, "GREENBENCH_MNIST_TRAININGS", 3, minimum=2),
-        mnist_train_limit=_number_env(environ, "GREENBENCH_MNIST_TRAIN_LIMIT", 0) if limit else None)
+        rehearsal=False, device="cuda", test_images=get("GPU_TEST_IMAGES", None),
+        fp16_runs=get("FP16_RUNS", 10), half_dtype=torch.float16, window_floor_s=0.5,
+        window_cap_s=get("WINDOW_CAP_S", 1.5), idle_seconds=2.0, mnist_epochs=get("MNIST_EPOCHS", 2),
+        mnist_trainings=get("MNIST_TRAININGS", 3), mnist_train_limit=get("MNIST_TRAIN_LIMIT", None))

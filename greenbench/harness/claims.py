@@ -13,6 +13,23 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 REHEARSAL_VERDICT = "rehearsal (not a verdict)"  # a GPU row measured in the CPU rehearsal
+# the statuses of a claims-table row (and of the claims JSON)
+REPRODUCED, NOT_REPRODUCED, KNOWN, REGRESSED, ERROR, NOT_RUN = (
+    "reproduced", "not reproduced", "known", "regressed", "error", "not run")
+
+
+class ClaimNotReproduced(AssertionError):
+    """`claim.verdict`: the claim does not hold (or a precondition it needs is not met). A claim stored as not
+    reproduced on a profile expects exactly this exception (a strict expected failure)."""
+
+
+class BaselineRegression(AssertionError):
+    """`claim.verdict`: a metric moved in its worse direction by more than the gate allows (like
+    pytest-benchmark's PerformanceRegression). It fails the test whether or not the claim is a known failure."""
+
+
+class ClaimWithoutVerdict(AssertionError):
+    """A test that took the `claim` fixture ended without calling `claim.verdict`."""
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,19 @@ from typing import Any
 
 from tabulate import tabulate
 
-from greenbench.harness.claims import CLAIMS, REHEARSAL_VERDICT, ClaimRecord
+from greenbench.harness.claims import (
+    CLAIMS,
+    ERROR,
+    KNOWN,
+    NOT_REPRODUCED,
+    NOT_RUN,
+    REGRESSED,
+    REHEARSAL_VERDICT,
+    REPRODUCED,
+    ClaimRecord,
+)
+
+STATUSES = (REPRODUCED, NOT_REPRODUCED, KNOWN, REGRESSED, ERROR, NOT_RUN, REHEARSAL_VERDICT)
 
 
 @dataclass
@@ -20,7 +32,7 @@ class ClaimRow:
     claim_id: str
     source: str
     case: str
-    verdict: str = "not run"
+    verdict: str = NOT_RUN
     reason: str = ""
     record: ClaimRecord | None = None
 
@@ -55,9 +67,9 @@ def render_claims_table(rows: Sequence[ClaimRow], tablefmt: str = "simple", widt
         table.append([row.claim_id, row.source, _cell(check, 36), _cell(param, 16), _cell(claimed, width),
                       _cell(measured, width), _cell(rec.baseline if rec and rec.baseline else "—", min(width, 40)),
                       _cell(verdict, width)])
-    summary = {v: sum(r.verdict == v for r in rows) for v in ("reproduced", "not reproduced", "not run",
-                                                               REHEARSAL_VERDICT)}
-    summary = {v: n for v, n in summary.items() if n or v != REHEARSAL_VERDICT}
+    # the four every table shows; known, regressed, error and rehearsal rows are counted where there are any
+    summary = {v: sum(r.verdict == v for r in rows) for v in STATUSES}
+    summary = {v: n for v, n in summary.items() if n or v in (REPRODUCED, NOT_REPRODUCED, KNOWN, NOT_RUN)}
     footer = ", ".join(f"{n} {v}" for v, n in summary.items())
     headers = ["claim", "source", "check", "case", "claimed", "measured", "baseline", "verdict"]
     return tabulate(table, headers=headers, tablefmt=tablefmt) + f"\n\n{len(rows)} claim checks: {footer}"

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from greenbench.core.settings import setting
 from greenbench.core.validation import check_scalar
 
 DATA_ROOT_ENV = "GREENBENCH_DATA_DIR"
@@ -224,7 +225,7 @@ def candidate_dirs(spec: DatasetSpec) -> list[Path]:
 
 
 def download_allowed() -> bool:
-    return os.environ.get(DOWNLOAD_ENV, "").lower() in {"1", "true", "yes"}
+    return setting(DOWNLOAD_ENV, False)
 
 
 def verify_folder(spec: DatasetSpec, folder: Path) -> None:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import io
-import os
 import warnings
 from typing import Any
 
@@ -12,6 +11,7 @@ import numpy as np
 import onnx
 
 from greenbench.coding.weights import OPSET, load_onnx
+from greenbench.core.settings import setting
 
 
 def export_onnx(model: Any, input_shape: tuple[int, ...]) -> onnx.ModelProto:
@@ -32,7 +32,7 @@ def session(proto: onnx.ModelProto, threads: int | None = None):
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.intra_op_num_threads = threads if threads is not None else int(os.environ.get("GREENBENCH_THREADS", "0"))
+    options.intra_op_num_threads = threads if threads is not None else setting("GREENBENCH_THREADS", 0)
     options.log_severity_level = 3
     return ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
 

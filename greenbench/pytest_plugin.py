@@ -29,6 +29,9 @@ import pytest
 from greenbench.core.settings import SettingError, check_environment
 from greenbench.harness.claims import (
     CLAIMS,
+    CONTROL_FAILED,
+    CONTROL_INCONCLUSIVE,
+    CONTROL_PASSED,
     ERROR,
     KNOWN,
     NOT_REPRODUCED,
@@ -92,10 +95,26 @@ class ClaimCheck:
 
         `inputs` names what the figure was measured on (seed, data checksum, checkpoint), for provenance.
         """
+        self._judge(REPRODUCED if holds else NOT_REPRODUCED, claimed, tolerance, measured, metrics, note, inputs)
+
+    def control(self, passed: bool, *, claimed: str, tolerance: str, measured: dict, decisive: bool = True,
+                metrics: dict[str, Metric] | None = None, note: str = "", inputs: dict | None = None) -> None:
+        """A control: the same measurement where the claim should not hold (or a check that the test can tell).
+
+        It is evidence for the claim, not a case of it: its row has its own label, a failing control says the
+        claim's test is weak and never makes the claim not reproduced, and a control whose figure is within
+        its own noise of the threshold (`decisive=False`) is inconclusive. Its metrics are gated as any.
+        """
+        status = CONTROL_INCONCLUSIVE if not decisive else CONTROL_PASSED if passed else CONTROL_FAILED
+        self._judge(status, claimed, tolerance, measured, metrics, note, inputs)
+
+    def _judge(self, outcome: str, claimed: str, tolerance: str, measured: dict, metrics: dict[str, Metric] | None,
+               note: str, inputs: dict | None) -> None:
         if self.given:
             raise RuntimeError(f"{self.request.node.nodeid}: claim.verdict called twice; a test gives one verdict")
         self.given = True
-        record = ClaimRecord(self.claim_id, self.case, claimed, tolerance, measured, bool(holds), metrics or {},
+        holds = outcome != NOT_REPRODUCED
+        record = ClaimRecord(self.claim_id, self.case, claimed, tolerance, measured, holds, metrics or {},
                              note=note, inputs=inputs or {}, rehearsal=self.rehearsal)
         record.to_json()  # a record that cannot be stored fails here, before anything is written
         if self.rehearsal:  # never compared, never stored, never failed for its figures
@@ -104,14 +123,13 @@ class ClaimCheck:
             return
         comparisons = self.store.compare(record) if record.metrics else []
         if self.update:  # the outcome is stored even without metrics: a known failure must be on record
-            self.store.update(record, REPRODUCED if holds else NOT_REPRODUCED, run_provenance(self.request.config))
+            self.store.update(record, outcome, run_provenance(self.request.config))
             record.baseline = "updated"
         elif comparisons:
             worst = [c for c in comparisons if c.status != "ok"]
             record.baseline = "; ".join(f"{c.name} {c.status}" for c in worst) or "matches"
         regressions = [c for c in comparisons if c.failed and not self.update]
-        status = REGRESSED if regressions else REPRODUCED if holds else NOT_REPRODUCED
-        self._report(record, status)
+        self._report(record, REGRESSED if regressions else outcome)
         if regressions:
             raise BaselineRegression("regression against the stored baseline: " + "; ".join(
                 f"{c.name} {c.measured:.6g} vs {c.baseline:.6g} (±{c.spread:.3g})" for c in regressions))

@@ -9,8 +9,10 @@ test images, the thesis grid's budget search), the lowest rate reached by
 - pruning, then quantizing: magnitude pruning at 30/50/70 % (pruned weights exactly 0, so the
   deadzone's zero bin takes them), the quantizer's budgets being what pruning left of top-1's and of
   top-5's (a pruning that gains accuracy leaves more than 0.8 pp);
-- quantizing the distilled student (GoogLeNet's only; nightly): its budget is its own accuracy loss,
-  and its gap to the teacher is recorded beside it.
+- quantizing the distilled student (GoogLeNet's only; nightly): the slide's "without accuracy loss" is
+  against the teacher, so the student's budget is what its own gap to the teacher leaves of 0.8 pp
+  (top-1 and top-5 separately); a student already more than 0.8 pp below the teacher is not reproduced,
+  whatever it stores (measured against its own FP32 accuracy, a labels-only student would pass too).
 Figures: bits per weight (H), bits per model (H × weights, a smaller student stores fewer weights)
 and the real container bytes. Holds when some combination stores the model in fewer bits than
 quantization alone. A combination needs only its lowest rate, so its search scans all families'
@@ -90,13 +92,21 @@ def test_quantizing_the_distilled_student_stores_fewer_bits(trained_networks, cl
     x, y = trained_networks.test_set("googlenet")
     proto = export_onnx(student, (3, 32, 32))
     evaluator = NetworkEvaluator(proto, x, y)
-    student_route = _route("distilled student + quantized", lowest_rate_within_budget(evaluator, BUDGET_PP), proto)
     teacher_best, teacher_evaluator = trained_networks.lowest_rate("googlenet")
     teacher = _route("quantized", teacher_best, trained_networks.onnx("googlenet"))
     teacher_top1 = teacher_evaluator.top1
+    left = (BUDGET_PP - 100 * (teacher_evaluator.top1 - evaluator.top1),
+            BUDGET_PP - 100 * (teacher_evaluator.top5 - evaluator.top5))
+    claimed = "distillation + quantization compresses further than quantizing the teacher, without accuracy loss"
+    tolerance = "fewer bits per model, both within 0.8 pp of the teacher's FP32 accuracy"
+    if min(left) < 0:
+        claim.unmet(f"the distilled student alone is {100 * (teacher_top1 - evaluator.top1):.2f} pp (top-1) below the "
+                    "teacher: nothing of the 0.8 pp budget is left for quantizing it", claimed=claimed,
+                    tolerance=tolerance, measured={"student acc": evaluator.top1, "teacher acc": teacher_top1},
+                    inputs={**trained_networks.inputs("googlenet"), "student_sha256": meta["weights_sha256"]})
+    student_route = _route("distilled student + quantized", lowest_rate_within_budget(evaluator, left), proto)
     claim.verdict(student_route is not None and student_route["bits"] < teacher["bits"],
-                  claimed="distillation + quantization compresses further than quantizing the teacher",
-                  tolerance="fewer bits per model (each within 0.8 pp of its own FP32 accuracy)",
+                  claimed=claimed, tolerance=tolerance,
                   measured={"teacher": f"{teacher['setting']}, H {teacher['H']:.3f}, {teacher['weights']:,} weights, "
                                        f"{teacher['container bytes']:,} B",
                             "student": f"{student_route['setting']}, H {student_route['H']:.3f}, "

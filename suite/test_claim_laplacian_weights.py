@@ -3,12 +3,17 @@
 "Trained weights are best modelled by a Laplacian: by SSE it ranks 1st for 57 % and 2nd for 43 %
 of 14 models; by KL divergence 1st for 43 %, 2nd for 50 %."
 
-Control on sources: the fitter must rank the true family first, by SSE and by KL, for n = 100k
-seeded samples of each of the eight families (a fitter that cannot do this cannot support the
-claim on weights). On weights: every trained fixture's weights and biases (BatchNorm folded, as
-in the ONNX graph), fitted on a 100k subsample and histogrammed in full. Within a statistic's sampling
-noise the family with fewer parameters ranks
-first (an exponential is a gamma of shape 1).
+The thesis's quantity is the Laplacian's rank among eight fitted families by SSE and by KL on each
+model's weight histogram; the tested quantity is the same rank on every trained fixture's weights and
+biases (BatchNorm folded, as in the ONNX graph), fitted on a 100k subsample and histogrammed in full.
+The verdict is the SSE rank ≤ 2 (the thesis: 1st or 2nd for 14 of 14 models); the KL rank is recorded
+and gated beside it, as Table 3.3 reports it.
+
+Controls (evidence for the fitter, not cases of the claim): for n = 100k seeded samples of each family
+the fitter must rank the true family first by SSE and by KL. A control counts only when it is decisive:
+the true family's SSE must beat the runner-up's by more than 3 noise units (the SSE's sampling noise);
+within them — the exponential is a gamma of shape 1, and a Gaussian a near-tie with the logistic at this
+n — the control is reported as inconclusive, not as passed through a tie-break.
 """
 
 from __future__ import annotations
@@ -33,8 +38,8 @@ def test_fitter_ranks_the_true_family_first(family, claim):
     runner_up = report.by_sse[1] if report.by_sse[0] == family else report.by_sse[0]
     # how clearly the true family wins: the runner-up's SSE over the true family's, in noise units
     separation = (report.fits[runner_up].sse - report.fits[family].sse) / report.sse_noise
-    claim.verdict(sse_rank == 1 and kl_rank == 1, claimed=f"{family} samples ranked {family} first",
-                  tolerance="rank 1 by SSE and by KL",
+    claim.control(sse_rank == 1 and kl_rank == 1, decisive=abs(separation) > 3,
+                  claimed=f"{family} samples ranked {family} first", tolerance="rank 1 by SSE and by KL, by > 3σ",
                   measured={"SSE rank": sse_rank, "KL rank": kl_rank, "runner-up": runner_up,
                             "separation σ": separation},
                   metrics={"sse_rank": Metric(sse_rank, 0.0, "lower"), "kl_rank": Metric(kl_rank, 0.0, "lower")},
@@ -50,5 +55,6 @@ def test_laplace_ranks_first_or_second_for_trained_weights(network, trained_netw
                   tolerance="SSE rank ≤ 2",
                   measured={"SSE rank": sse_rank, "KL rank": kl_rank, "SSE first": report.by_sse[0],
                             "KL first": report.by_kl[0]},
-                  metrics={"laplace_sse_rank": Metric(sse_rank, 0.0, "lower")},
+                  metrics={"laplace_sse_rank": Metric(sse_rank, 0.0, "lower"),
+                           "laplace_kl_rank": Metric(kl_rank, 0.0, "lower")},
                   inputs=trained_networks.inputs(network))

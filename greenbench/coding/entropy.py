@@ -87,7 +87,8 @@ _MAGIC = b"GBRC"
 _VERSION = 2
 _FIXED = struct.Struct("<qqI")
 _CRC = struct.Struct("<I")
-MAX_INDICES = 1 << 40  # a stream header claiming more is corrupt, not a request for 8 TiB
+MAX_INDICES = 1 << 31  # a stream header claiming more is refused, not a request for over 16 GiB
+MAX_SPAN = 1 << 40  # the widest range of index values one stream codes
 
 
 class CorruptStreamError(ValueError):
@@ -164,8 +165,8 @@ def encode_indices(indices: Any) -> CodedIndices:
         raise ValueError(f"index {int(q.max())} does not fit in int64")
     q = q.astype(np.int64)
     lo, hi = int(q.min()), int(q.max())
-    if hi - lo >= MAX_INDICES:
-        raise ValueError(f"indices span {hi - lo + 1} values (from {lo} to {hi}); at most {MAX_INDICES} can be coded")
+    if hi - lo >= MAX_SPAN:
+        raise ValueError(f"indices span {hi - lo + 1} values (from {lo} to {hi}); at most {MAX_SPAN} can be coded")
     counts = np.bincount(q - lo, minlength=hi - lo + 1)
     used = np.flatnonzero(counts)
     symbol_of = np.full(hi - lo + 1, -1, dtype=np.int64)
@@ -200,10 +201,10 @@ def decode_indices(data: bytes) -> np.ndarray:
         raise CorruptStreamError(f"corrupt coded index stream header (count {count}, symbols {nsym})")
     gaps, pos = _read_varints(body, nsym, fixed)
     counts, pos = _read_varints(body, nsym, pos)
-    if int(counts.sum()) != count or (counts <= 0).any():
+    if sum(int(c) for c in counts) != count or (counts <= 0).any():
         raise CorruptStreamError("corrupt coded index stream: symbol counts do not add up")
     span = int(gaps.sum()) + nsym - 1
-    if span >= MAX_INDICES or lo + span > np.iinfo(np.int64).max:
+    if span >= MAX_SPAN or lo + span > np.iinfo(np.int64).max:
         raise CorruptStreamError("corrupt coded index stream: symbol values out of range")
     values = lo + np.cumsum(gaps + 1) - 1
     payload = body[pos:]

@@ -56,7 +56,8 @@ BASELINE_SCHEMA = {
                 "type": "object",
                 "required": ["outcome", "metrics", "measured", "date"],
                 "properties": {
-                    "outcome": {"enum": ["reproduced", "not reproduced"]},
+                    "outcome": {"enum": ["reproduced", "not reproduced", "control passed",
+                                         "control failed: the claim's test is weak", "control inconclusive"]},
                     "metrics": {"type": "object", "additionalProperties": _METRIC},
                     "measured": {"type": "object"},
                     "date": {"type": "string"},
@@ -263,7 +264,7 @@ def records_from_profile(store: BaselineStore) -> list[ClaimRecord]:
             metrics = {k: Metric(v["value"], v["spread"], v.get("better"), v.get("unit", ""))
                        for k, v in stored["metrics"].items()}
             records.append(ClaimRecord(claim_id, case, "", "", stored["measured"],
-                                       stored["outcome"] == "reproduced", metrics))
+                                       stored["outcome"] != "not reproduced", metrics))
     return records
 
 

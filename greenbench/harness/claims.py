@@ -16,6 +16,9 @@ REHEARSAL_VERDICT = "rehearsal (not a verdict)"  # a GPU row measured in the CPU
 # the statuses of a claims-table row (and of the claims JSON)
 REPRODUCED, NOT_REPRODUCED, KNOWN, REGRESSED, ERROR, NOT_RUN = (
     "reproduced", "not reproduced", "known", "regressed", "error", "not run")
+# a control (the same measurement where the claim should not hold) is evidence, not a case of the claim
+CONTROL_PASSED, CONTROL_FAILED, CONTROL_INCONCLUSIVE = (
+    "control passed", "control failed: the claim's test is weak", "control inconclusive")
 
 
 class ClaimNotReproduced(AssertionError):
@@ -54,6 +57,10 @@ CLAIMS: dict[str, Claim] = {c.id: c for c in (
           "the deadzone family is (near) rate-distortion optimal for Laplacian sources and networks"),
     Claim("compression-8x", "004 abstract, §3.7.3, Table 3.10",
           "quantizing weights without retraining gives ≈ 8× (CR = 32/H) for ≤ 0.8 pp top-1 loss"),
+    Claim("onnx-weight-share", "004 §3.1, Table 3.1",
+          "weights and biases are ≥ 99.2 % of each ONNX model file (13 models, 4.7–548 MB)"),
+    Claim("affine-int8-accuracy", "003",
+          "8-bit affine quantization of a trained network keeps its accuracy"),
     Claim("mnist-energy", "001 Results",
           "LeNet-5 and AlexNet reach similar MNIST accuracy while AlexNet's training uses ≈ 74.1 % more energy",
           measures_energy=True),

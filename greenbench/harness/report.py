@@ -12,6 +12,9 @@ from tabulate import tabulate
 
 from greenbench.harness.claims import (
     CLAIMS,
+    CONTROL_FAILED,
+    CONTROL_INCONCLUSIVE,
+    CONTROL_PASSED,
     ERROR,
     KNOWN,
     NOT_REPRODUCED,
@@ -22,7 +25,8 @@ from greenbench.harness.claims import (
     ClaimRecord,
 )
 
-STATUSES = (REPRODUCED, NOT_REPRODUCED, KNOWN, REGRESSED, ERROR, NOT_RUN, REHEARSAL_VERDICT)
+STATUSES = (REPRODUCED, NOT_REPRODUCED, KNOWN, REGRESSED, ERROR, NOT_RUN, CONTROL_PASSED, CONTROL_FAILED,
+            CONTROL_INCONCLUSIVE, REHEARSAL_VERDICT)
 
 
 @dataclass
@@ -166,7 +170,7 @@ def compression_table(rows: Sequence[ClaimRow]) -> list[list[Any]]:
     by_case = {r.case: r.record for r in rows if r.claim_id == "compression-8x" and r.record}
     table = []
     for case, rec in sorted(by_case.items()):
-        if not case.startswith("test_model_reaches_cr_4_within_budget["):
+        if not case.startswith("test_model_quantized_within_budget_in_the_theses_cr_range["):
             continue
         network = case.split("[", 1)[1].rstrip("]")
         real = by_case.get(f"test_real_cr_at_least_entropy_cr[{network}]")

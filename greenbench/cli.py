@@ -216,13 +216,17 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _positive_int(text: str) -> int:
+    """An argparse type: an integer ≥ 1, refused in core.validation's words."""
+    from greenbench.core.validation import check_scalar
+
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be an integer ≥ 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer ≥ 1, got {value}")
-    return value
+    try:
+        return check_scalar(value, "the value", int, low=1)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer ≥ 1, got {value}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:

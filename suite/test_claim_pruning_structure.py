@@ -4,7 +4,9 @@
 any hardware; removing individual weights (a [0, 1] mask) leaves an irregular one that needs special
 hardware to gain speed. Structured pruning usually costs more accuracy than unstructured pruning."
 
-On the trained fixtures, without retraining: structured pruning removes the fraction f ∈ {5 … 70 %}
+The slides' quantities are the accuracy cost and the speed of structured against unstructured pruning
+at the same sparsity; the tested quantities are the same, measured on the trained fixtures, without
+retraining: structured pruning removes the fraction f ∈ {5 … 70 %}
 of every prunable layer's filters or neurons with the smallest L1 (and, separately, L2) norm and
 rebuilds the network physically smaller; unstructured magnitude pruning masks the same fraction of
 all conv and dense weights as the structured network lost (equal sparsity, 18–91 %). Accuracy on

@@ -213,6 +213,8 @@ def test_untouched():
 def test_a_suite_that_does_not_use_greenbench_is_left_alone(pytester, monkeypatch):
     pytester.makepyfile(test_plain=PLAIN_SUITE)
     monkeypatch.delenv("GREENBENCH_THREADS", raising=False)  # greenbench's own suite sets it for its workers
+    monkeypatch.delenv("CI", raising=False)  # hypothesis loads its own "ci" profile (no deadline) on CI machines
+    monkeypatch.setenv("GREENBENCH_HYPOTHESIS_PROFILE", "dev")  # greenbench's suite would load 60 examples
     monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw0")  # what made the plugin set threads before
     monkeypatch.setenv("GREENBENCH_FP16_RUNS", "many")  # a bad value greenbench would refuse, unused here
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")

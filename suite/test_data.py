@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import hashlib
+import io
 import pickle
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -119,11 +119,12 @@ def test_download_only_when_allowed_and_checked(idx_set, monkeypatch, tmp_path):
     monkeypatch.setenv(spec.env_var, str(target))
     fetched = []
 
-    def fake_retrieve(url, dest):
+    def fake_urlopen(url, timeout):
+        assert timeout == data.DOWNLOAD_TIMEOUT_S  # never an unbounded wait
         fetched.append(url)
-        shutil.copy(served / url.rsplit("/", 1)[-1], dest)
+        return open(served / url.rsplit("/", 1)[-1], "rb")
 
-    monkeypatch.setattr(data.urllib.request, "urlretrieve", fake_retrieve)
+    monkeypatch.setattr(data.urllib.request, "urlopen", fake_urlopen)
     with pytest.raises(DatasetMissingError):
         locate(spec)
     assert not fetched
@@ -136,10 +137,31 @@ def test_download_with_wrong_checksum_keeps_nothing(idx_set, monkeypatch, tmp_pa
     spec, served = idx_set
     target = tmp_path / "fetched"
     monkeypatch.setenv(spec.env_var, str(target))
-    monkeypatch.setattr(data.urllib.request, "urlretrieve", lambda url, dest: Path(dest).write_bytes(b"junk"))
+    monkeypatch.setattr(data.urllib.request, "urlopen", lambda url, timeout: io.BytesIO(b"junk"))
     with pytest.raises((DatasetChecksumError, DatasetCorruptError)):
         locate(spec, allow_download=True)
     assert not any(p.name.endswith(".gz") for p in target.iterdir())
+
+
+def test_a_server_that_never_answers_is_given_up_on(idx_set, monkeypatch, tmp_path):
+    import socket
+    import threading
+    import time
+
+    spec, _ = idx_set
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    held = []
+    threading.Thread(target=lambda: [held.append(listener.accept()) for _ in range(8)], daemon=True).start()
+    monkeypatch.setattr(data, "DOWNLOAD_TIMEOUT_S", 0.3)
+    monkeypatch.setattr(data, "DOWNLOAD_ATTEMPTS", 2)
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/"
+    started = time.monotonic()
+    with pytest.raises(DatasetMissingError, match=r"could not download http://127\.0\.0\.1:\d+/.* after 2 attempts"):
+        data._fetch(spec, url + "train-images-idx3-ubyte.gz", tmp_path / "x.gz")
+    assert time.monotonic() - started < 10  # bounded: two timeouts and one pause, not for ever
+    listener.close()
 
 
 def test_cifar_batches_load(tmp_path, monkeypatch):

@@ -79,6 +79,10 @@ def _crafted_container(lengths):
 
 
 CASES = [
+    ("metric of a bool", lambda: Metric(True), ValueError, "a metric's value must be a number"),
+    ("metric unit not text", lambda: Metric(1.0, unit=5), ValueError, "unit is a str"),
+    ("split leaving no validation images", lambda: data.train_validation_split(3, train_fraction=0.9), ValueError,
+     "leaves the validation split empty"),
     # crafted files with valid checksums (hostile, not damaged): refused before anything is allocated or decoded
     ("stream lengths summing to 2^64", lambda: decode_tensors(_crafted_stream([2**62] * 4)), CorruptStreamError,
      "more symbols than its bytes can hold"),
@@ -204,9 +208,9 @@ CASES = [
     ("inf joules", lambda: carbon.regional_emissions(INF), ValueError, "energy \\(J\\) must be finite"),
     ("negative joules", lambda: carbon.emissions_kg(-5.0, "FRA"), ValueError, "≥ 0"),
     # claims, baselines
-    ("metric NaN", lambda: Metric(NAN), ValueError, "finite value"),
-    ("metric inf", lambda: Metric(INF), ValueError, "finite value"),
-    ("metric spread NaN", lambda: Metric(1.0, NAN), ValueError, "finite spread"),
+    ("metric NaN", lambda: Metric(NAN), ValueError, "a metric's value must be finite"),
+    ("metric inf", lambda: Metric(INF), ValueError, "a metric's value must be finite"),
+    ("metric spread NaN", lambda: Metric(1.0, NAN), ValueError, "a metric's spread must be finite"),
     ("metric better 'up'", lambda: Metric(1.0, better="up"), ValueError, "better must be"),
     # metrics, fits, rate-distortion, compression
     ("negative labels", lambda: metrics.confusion_matrix(np.array([0, -1]), np.array([0, 1])), ValueError,

@@ -1,5 +1,4 @@
-"""ONNX weight codec (thesis §3.5 and beyond): quantize every weight and bias of an ONNX graph,
-evaluate it with onnxruntime, and store it as a compressed container.
+"""The model container (thesis §3.5 and beyond): an ONNX graph stored with its weights quantized and coded.
 
 Container layout (all integers little-endian):
     magic "GBNNC" | version byte | u32 header length | header JSON | u64 graph length | graph |

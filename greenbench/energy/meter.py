@@ -1,23 +1,12 @@
-"""Energy meters with one interface and measurement windows around exactly the work measured.
-
-Like Zeus, a meter is read at the beginning and end of a window (`begin()`/`end()`, or the `window()`
-context manager). Each `Measurement` carries energy (J), duration, per-component energy, the samples
-behind it and its source: `measured` (a hardware counter or power sensor), `estimated` (a model of
-power, such as TDP × load), `simulated` (the CPU rehearsal's stand-in NVML) — never mixed up.
-
-- `NvmlMeter`: NVIDIA's cumulative energy counter (nvmlDeviceGetTotalEnergyConsumption), read after a
-  device synchronize at both ends, cross-checked by power polled every 15 ms in a thread; the GPU's
-  temperature and SM clock at both ends; on GPUs without the counter, the polled power integrated.
-- `SimulatedNvml`: pynvml's interface driven by this process's CPU work, for rehearsals and tests.
-- `RaplMeter`: Linux powercap RAPL package and DRAM counters, wrap-around handled.
-- `CodeCarbonMeter`: CodeCarbon's OfflineEmissionsTracker, as seed 000 used it; its components are
-  tagged by how CodeCarbon obtained them (RAPL/NVML measured; TDP, load or RAM models estimated).
-- `CpuTimeEstimateMeter`: TDP share × process CPU time; the clearly tagged fallback.
+"""What every meter shares: the `Measurement` a window returns, the `EnergyMeter` window protocol (named
+windows that nest and overlap, as Zeus's `begin_window`/`end_window`; backends implement reading only),
+and the measurement procedures built on it.
 
 Work shorter than a window is repeated until the window reaches its minimum (`measure`; on NVML the
 minimum follows the counter's measured update period, `min_window_for`), `warm_up` repeats passes
 until time and power stop drifting, and `idle_power` measures the baseline before a series so
-net-of-idle figures can be given.
+net-of-idle figures can be given. A measurement's source is `measured`, `estimated` or `simulated`,
+never mixed up.
 """
 
 from __future__ import annotations

@@ -111,11 +111,15 @@ class Metric:
     unit: str = ""
 
     def __post_init__(self) -> None:
+        from greenbench.core.validation import check_scalar
+
         if self.better not in (None, "higher", "lower"):
             raise ValueError(f"better must be 'higher', 'lower' or None, got {self.better!r}")
-        if not (math.isfinite(self.value) and math.isfinite(self.spread) and self.spread >= 0):
-            raise ValueError(f"a metric needs a finite value and a finite spread ≥ 0, got value {self.value!r}, "
-                             f"spread {self.spread!r}")
+        if not isinstance(self.unit, str):
+            raise ValueError(f"a metric's unit is a str, got {self.unit!r}")
+        # numpy scalars become Python floats here, so a stored baseline holds plain JSON numbers
+        object.__setattr__(self, "value", check_scalar(self.value, "a metric's value", float))
+        object.__setattr__(self, "spread", check_scalar(self.spread, "a metric's spread", float, low=0))
 
 
 def _plain(value: Any) -> Any:

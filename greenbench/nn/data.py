@@ -299,11 +299,26 @@ def download(spec: DatasetSpec, target: Path) -> None:
             shutil.move(str(part), target / data_file.name)
 
 
+DOWNLOAD_TIMEOUT_S = 30.0  # connect and each read: a server that accepts and never answers is given up on
+DOWNLOAD_ATTEMPTS = 3
+
+
 def _fetch(spec: DatasetSpec, url: str, path: Path) -> None:
-    try:
-        urllib.request.urlretrieve(url, path)
-    except OSError as exc:  # URLError, HTTPError, timeouts: all OSErrors
-        raise DatasetMissingError(f"{spec.name}: could not download {url} ({getattr(exc, 'reason', exc)})") from None
+    import time
+
+    started, last = time.monotonic(), None
+    for attempt in range(1, DOWNLOAD_ATTEMPTS + 1):
+        try:
+            with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response, open(path, "wb") as out:
+                shutil.copyfileobj(response, out)
+            return
+        except OSError as exc:  # URLError, HTTPError, timeouts: all OSErrors
+            last = getattr(exc, "reason", exc)
+            if attempt < DOWNLOAD_ATTEMPTS:
+                time.sleep(attempt)
+    raise DatasetMissingError(f"{spec.name}: could not download {url} after {DOWNLOAD_ATTEMPTS} attempts in "
+                              f"{time.monotonic() - started:.0f} s ({last}; each read times out after "
+                              f"{DOWNLOAD_TIMEOUT_S:.0f} s)")
 
 
 def load_dataset(name: str, allow_download: bool | None = None) -> Dataset:
@@ -360,4 +375,7 @@ def train_validation_split(n: int, seed: int = SPLIT_SEED,
     check_scalar(train_fraction, "train_fraction", float, low=0, high=1, include_low=False, include_high=False)
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).numpy()
     cut = int(round(n * train_fraction))
+    if not 0 < cut < n:
+        raise ValueError(f"train_fraction {train_fraction!r} of {n} images leaves the "
+                         f"{'training' if cut == 0 else 'validation'} split empty")
     return np.sort(order[:cut]), np.sort(order[cut:])

@@ -1,9 +1,9 @@
-"""Scalar quantizers with one protocol and a registry (SPEC §2, thesis Eqs. 2.21–2.30, seed 003).
+"""The quantizer protocol and the registry (SPEC §2, thesis Eqs. 2.21–2.30, seed 003).
 
 Every quantizer maps float arrays to integer indices (`quantize`) and indices to values
 (`dequantize`), keeps the input's shape, accepts float16/32/64 and rejects bad input with a
-ValueError that names the problem. `make_quantizer(name, **params)` builds one by name;
-`examples()` of each registered class lists the configurations the common checks run over.
+ValueError that names the problem. `make_quantizer(name, **params)` builds a registered one by
+name; `examples()` of each registered class lists the configurations the common checks run over.
 
 Index conventions: indices are signed and contiguous, 0 is the zero level where there is one,
 and reconstruction is monotone non-decreasing in the index.

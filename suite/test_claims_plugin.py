@@ -62,21 +62,27 @@ def run_claim(project, monkeypatch):
     return run, stored
 
 
-def test_claim_lifecycle(run_claim):
+def test_claim_lifecycle(run_claim, tmp_path):
     run, stored = run_claim
+    out = tmp_path / "claims.json"
+
+    def statuses() -> list[str]:  # the claims JSON carries each row's status, as the table prints it
+        return [r["verdict"] for r in json.loads(out.read_text())["rows"]]
 
     first = run(2.0)  # no baseline yet: the claim is judged, the missing baseline is said
     first.assert_outcomes(passed=1)
     first.stdout.fnmatch_lines(["*greenbench claims on*",
                                 "*figure-at-least-1*our paper, Table 2*figure 2*figure missing*reproduced*"])
 
-    failed = run(0.5, "--update-baselines")  # a claim that does not hold is stored as such
+    failed = run(0.5, "--update-baselines", f"--claims-json={out}")  # a claim that does not hold is stored as such
     failed.assert_outcomes(failed=1)
+    assert statuses() == ["not reproduced"]
     failed.stdout.fnmatch_lines(["*ClaimNotReproduced: claim figure-at-least-1 not reproduced: measured figure 0.5*"])
     assert stored()["outcome"] == "not reproduced" and stored()["metrics"]["figure"]["value"] == 0.5
 
-    known = run(0.5)  # ... and then runs as a strict expected failure that still shows its figure
+    known = run(0.5, f"--claims-json={out}")  # ... then runs as a strict expected failure that shows its figure
     known.assert_outcomes(xfailed=1)
+    assert statuses() == ["known"]
     known.stdout.fnmatch_lines(["*figure 0.5*matches*known: not reproduced, as recorded*",
                                 "1 claim checks: 0 reproduced, 0 not reproduced, 1 known, 0 not run"])
 
@@ -87,8 +93,9 @@ def test_claim_lifecycle(run_claim):
     run(2.0, "--update-baselines").assert_outcomes(passed=1)
     assert stored()["outcome"] == "reproduced" and stored()["metrics"]["figure"]["value"] == 2.0
 
-    regressed = run(1.5)  # the claim holds (≥ 1) but fell by far more than three spreads
+    regressed = run(1.5, f"--claims-json={out}")  # the claim holds (≥ 1) but fell by far more than three spreads
     regressed.assert_outcomes(failed=1)
+    assert statuses() == ["regressed"]
     regressed.stdout.fnmatch_lines(["*BaselineRegression: regression against the stored baseline: figure 1.5 vs 2*",
                                     "*figure regressed*regressed: a metric regressed*"])
     assert stored()["metrics"]["figure"]["value"] == 2.0  # a run without --update-baselines writes nothing
@@ -187,16 +194,6 @@ def test_an_unmet_precondition_is_not_reproduced_with_its_reason(project):
     result = project.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*settings 0*not reproduced: no setting within the budget*"])
-
-
-def test_the_claims_json_carries_each_status(run_claim, project, tmp_path):
-    run, _ = run_claim
-    out = tmp_path / "claims.json"
-    run(0.5, f"--claims-json={out}").assert_outcomes(failed=1)
-    assert [r["verdict"] for r in json.loads(out.read_text())["rows"]] == ["not reproduced"]
-    run(0.5, "--update-baselines")
-    run(0.5, f"--claims-json={out}").assert_outcomes(xfailed=1)
-    assert [r["verdict"] for r in json.loads(out.read_text())["rows"]] == ["known"]
 
 
 PLAIN_SUITE = """

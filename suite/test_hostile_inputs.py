@@ -79,6 +79,8 @@ def _crafted_container(lengths):
 
 
 CASES = [
+    ("float16 output that cannot hold the value", lambda: Midtread(levels=1024, xmax=1e5).dequantize(
+        np.array([500]), dtype=np.float16), ValueError, "beyond float16's largest finite 65504"),
     ("metric of a bool", lambda: Metric(True), ValueError, "a metric's value must be a number"),
     ("metric unit not text", lambda: Metric(1.0, unit=5), ValueError, "unit is a str"),
     ("split leaving no validation images", lambda: data.train_validation_split(3, train_fraction=0.9), ValueError,

@@ -10,7 +10,14 @@ import numpy as np
 
 from greenbench.core.validation import as_float_array, as_index_array, check_finite, check_scalar
 from greenbench.quantization import kernels as _kernels
-from greenbench.quantization.base import Quantizer, kernel_input, kernel_output, raise_if_bad, register_quantizer
+from greenbench.quantization.base import (
+    Quantizer,
+    cast_output,
+    kernel_input,
+    kernel_output,
+    raise_if_bad,
+    register_quantizer,
+)
 
 
 @register_quantizer
@@ -78,7 +85,7 @@ class Affine(Quantizer):
         bad = _kernels.to_values(idx.reshape(-1), out, _kernels.affine_value, self.scale, self.zero_point,
                                  self.qmin, self.qmax)
         raise_if_bad(bad, f"{{bad}} index(es) are not valid for {self!r}")
-        return out.reshape(idx.shape).astype(dtype, copy=False)
+        return cast_output(out.reshape(idx.shape), dtype, self)
 
     def invalid_indices(self, q: np.ndarray) -> np.ndarray:
         q = np.asarray(q, dtype=np.int64)

@@ -29,6 +29,20 @@ def kernel_output(size: int, dtype: Any) -> np.ndarray:
     return np.empty(size, dtype=dtype if dtype in (np.float32, np.float64) else np.float64)
 
 
+def cast_output(values: np.ndarray, dtype: Any, quantizer: Any) -> np.ndarray:
+    """Reconstructed values in the dtype asked for; a ValueError, not inf, where that dtype cannot hold them."""
+    dtype = float_dtype(dtype)
+    if values.dtype == dtype:
+        return values
+    with np.errstate(over="raise"):
+        try:
+            return values.astype(dtype)
+        except FloatingPointError:
+            raise ValueError(f"{quantizer!r} reconstructs values up to {float(np.max(np.abs(values))):.6g}, beyond "
+                             f"{dtype}'s largest finite {float(np.finfo(dtype).max):.6g}: ask for a wider dtype") \
+                from None
+
+
 def raise_if_bad(bad: int, message: str) -> None:
     if bad:
         raise ValueError(message.format(bad=bad))

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from greenbench.core.validation import as_float_array, check_finite, float_dtype
-from greenbench.quantization.base import Quantizer, register_quantizer
+from greenbench.quantization.base import Quantizer, cast_output, register_quantizer
 
 
 @register_quantizer
@@ -63,7 +63,7 @@ class Codebook(Quantizer):
     def dequantize(self, q: Any, dtype: Any = np.float64) -> np.ndarray:
         dtype = float_dtype(dtype)
         cells = self._check_indices(q).astype(np.int64) + self.zero_cell
-        return self.points[cells].astype(dtype, copy=False)
+        return cast_output(self.points[cells], dtype, self)
 
     def error_bound(self, x: np.ndarray) -> np.ndarray:
         cells = np.searchsorted(self.edges, np.asarray(x, dtype=np.float64), side="right")

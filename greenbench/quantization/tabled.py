@@ -10,10 +10,11 @@ from typing import Any
 
 import numpy as np
 
-from greenbench.core.validation import as_float_array, as_index_array, check_scalar, float_dtype
+from greenbench.core.validation import as_float_array, as_index_array, check_scalar
 from greenbench.quantization import kernels as _kernels
 from greenbench.quantization.base import (
     Quantizer,
+    cast_output,
     check_levels,
     kernel_input,
     kernel_output,
@@ -120,12 +121,12 @@ class _Tabled(Quantizer):
         if hi - lo + 1 > max(flat.size, 1 << 16):  # a table of every level would outweigh the data
             values = self._level_values(flat)
             bad = int(np.count_nonzero(np.isnan(values)))
-            out = values.astype(float_dtype(dtype), copy=False)
+            out = values
         else:
             out = kernel_output(flat.size, dtype)
             bad = _kernels.gather(flat, lo, self._level_values(np.arange(lo, hi + 1)), out)
         raise_if_bad(bad, f"{{bad}} index(es) are not valid for {self!r}")
-        return out.reshape(idx.shape).astype(dtype, copy=False)
+        return cast_output(out.reshape(idx.shape), dtype, self)
 
 
 @register_quantizer

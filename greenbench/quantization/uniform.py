@@ -15,6 +15,7 @@ from greenbench.quantization import kernels as _kernels
 from greenbench.quantization.base import (
     UNBOUNDED,
     Quantizer,
+    cast_output,
     check_levels,
     kernel_input,
     kernel_output,
@@ -79,7 +80,7 @@ class _UniformBase(Quantizer):
         out = kernel_output(idx.size, dtype)
         bad = _kernels.to_values(idx.reshape(-1), out, _kernels.uniform_value, self.step, offset, self.qmax, allow_zero)
         raise_if_bad(bad, f"{{bad}} index(es) are not valid for {self!r}")
-        return out.reshape(idx.shape).astype(dtype, copy=False)
+        return cast_output(out.reshape(idx.shape), dtype, self)
 
     @property
     def max_levels(self) -> int | None:

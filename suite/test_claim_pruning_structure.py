@@ -10,13 +10,16 @@ retraining: structured pruning removes the fraction f ∈ {5 … 70 %}
 of every prunable layer's filters or neurons with the smallest L1 (and, separately, L2) norm and
 rebuilds the network physically smaller; unstructured magnitude pruning masks the same fraction of
 all conv and dense weights as the structured network lost (equal sparsity, 18–91 %). Accuracy on
-the 10,000 test images (onnxruntime); PyTorch's inference time of 128 images as a ratio to the
-unpruned network's, timed just before it (median of 3 such pairs, one run, this CPU: the load of
-other tests then slows both sides alike).
+the 10,000 test images (onnxruntime); PyTorch's inference time of 128 images (the pass's CPU time, which
+other processes on the cores cannot add to) as a ratio to the unpruned network's, timed just before it
+(median of 3 such pairs, one thread).
 - accuracy: at equal sparsity the structured loss is the larger one on average, and never smaller by
   more than 2 binomial SEs at any level;
-- speed: at the largest sparsity the structured network takes ≤ 80 % of the original's time while
-  the masked one takes ≥ 85 % (a mask does not speed up dense kernels).
+- speed: at the largest sparsity the structured network takes ≤ 80 % of the original's time, while the
+  masked networks take ≥ 85 % — their median over all sparsities: a mask leaves the same dense
+  computation at every sparsity, so each level is one more measurement of it, and one timing pair's
+  outlier on a loaded machine (a masked 0.81 once in CI, between 0.98 and 1.03 at every other level)
+  cannot decide the verdict.
 """
 
 from __future__ import annotations
@@ -103,16 +106,18 @@ def test_structured_pruning_loses_more_accuracy_at_equal_sparsity(network, sweep
 def test_structured_network_runs_faster_the_masked_one_does_not(network, sweeps, trained_networks, claim):
     result = sweeps(network)
     last = result["rows"][-1]
-    holds = last["structured_time_ratio"] <= 0.8 and last["masked_time_ratio"] >= 0.85
+    masked = float(np.median([r["masked_time_ratio"] for r in result["rows"]]))
+    holds = last["structured_time_ratio"] <= 0.8 and masked >= 0.85
     claim.verdict(holds, claimed="a physically smaller network runs faster; a masked one does not (slides)",
-                  tolerance="at the largest sparsity: structured time ≤ 0.8×, masked ≥ 0.85× the original's",
+                  tolerance="at the largest sparsity structured time ≤ 0.8× the original's; masked ≥ 0.85× "
+                            "(median over all sparsities)",
                   measured={"sparsity %": 100 * last["sparsity_l1"],
                             "structured time ratio by sparsity": ", ".join(
                                 f"{100 * r['sparsity_l1']:.0f}%: {r['structured_time_ratio']:.2f}"
                                 for r in result["rows"]),
                             "masked time ratio by sparsity": ", ".join(
                                 f"{100 * r['sparsity_l1']:.0f}%: {r['masked_time_ratio']:.2f}" for r in result["rows"]),
-                            "threads": result["threads"]},
+                            "masked median": masked, "threads": result["threads"]},
                   metrics={"structured_time_ratio": Metric(last["structured_time_ratio"], 0.1, "lower"),
-                           "masked_time_ratio": Metric(last["masked_time_ratio"], 0.1, None)},
+                           "masked_time_ratio": Metric(masked, 0.1, None)},
                   inputs=trained_networks.inputs(network))

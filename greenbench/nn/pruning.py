@@ -202,17 +202,19 @@ def weight_sparsity(original: nn.Module, pruned: nn.Module) -> float:
 
 
 def _pass_seconds(model: nn.Module, inputs: torch.Tensor, batch_size: int) -> float:
-    started = time.perf_counter()
+    """CPU seconds of one pass: what the work costs, which another process on the cores cannot add to (wall time
+    on a shared runner is the work plus someone else's)."""
+    started = time.process_time()
     for start in range(0, len(inputs), batch_size):
         model(inputs[start:start + batch_size])
-    return time.perf_counter() - started
+    return time.process_time() - started
 
 
 def inference_time_ratio(model: nn.Module, reference: nn.Module, inputs: torch.Tensor, pairs: int = 3,
                          batch_size: int = 256) -> float:
-    """Median over `pairs` of the time of one pass of `model` over `inputs` divided by the time of `reference`'s pass
-    just before it (after one warm-up pass each), single-threaded as the caller set. Adjacent passes share the
-    machine's load: another process on the cores slows both, not one side of the ratio."""
+    """Median over `pairs` of the CPU time of one pass of `model` over `inputs` divided by that of `reference`'s pass
+    just before it (after one warm-up pass each), single-threaded as the caller set. CPU time, and adjacent passes,
+    keep the ratio what the two networks cost, whatever else runs on the machine."""
     check_scalar(pairs, "pairs", int, low=1)
     model, reference = model.eval(), reference.eval()
     ratios = []

@@ -7,11 +7,12 @@ The README's table of variables is this module's `VARIABLES`.
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from greenbench.core.validation import check_scalar, interval_text
 
 PREFIX = "GREENBENCH_"
 TRUE, FALSE = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
@@ -32,10 +33,7 @@ class Variable:
 
     def accepts(self) -> str:
         """What the variable takes, in words."""
-        if self.low is not None and self.high is not None:
-            bounds = f"in [{self.low:g}, {self.high:g}]"
-        else:
-            bounds = f"≥ {self.low:g}" if self.low is not None else f"≤ {self.high:g}" if self.high is not None else ""
+        bounds = interval_text(self.low, self.high)
         return {"int": f"an integer {bounds}".strip(), "float": f"a number {bounds}".strip(),
                 "bool": "1 or 0 (true/false, yes/no)", "choice": "one of " + ", ".join(self.choices),
                 "text": "any text"}[self.kind]
@@ -53,13 +51,11 @@ class Variable:
             if value in self.choices:
                 return value
         else:
-            try:
-                number = int(value) if self.kind == "int" else float(value)
+            kind = int if self.kind == "int" else float
+            try:  # the number's range is checked as every argument's is
+                return check_scalar(kind(value), self.name, kind, low=self.low, high=self.high)
             except ValueError:
-                number = None
-            if number is not None and math.isfinite(number) and (self.low is None or number >= self.low) \
-                    and (self.high is None or number <= self.high):
-                return number
+                pass
         raise SettingError(f"{self.name}={text!r}: takes {self.accepts()} ({self.help})")
 
 

@@ -62,7 +62,10 @@ def _number(v: float) -> str:
     return f"{v:g}"
 
 
-def _interval(low: float | None, high: float | None, include_low: bool, include_high: bool) -> str:
+def interval_text(low: float | None, high: float | None, include_low: bool = True, include_high: bool = True) -> str:
+    """'in [a, b]', '≥ a', '< b' … in the words every range check uses ('' without bounds)."""
+    if low is None and high is None:
+        return ""
     if low is not None and high is not None:
         return f"in {'[' if include_low else '('}{_number(low)}, {_number(high)}{']' if include_high else ')'}"
     if low is not None:
@@ -89,7 +92,7 @@ def check_scalar(value: Any, name: str, kind: type = float, *, low: float | None
     if ((low is not None and (converted < low or (converted == low and not include_low)))
             or (high is not None and (converted > high or (converted == high and not include_high)))):
         verb = "lie" if low is not None and high is not None else "be"
-        raise ValueError(f"{name} must {verb} {_interval(low, high, include_low, include_high)}, got {value!r}")
+        raise ValueError(f"{name} must {verb} {interval_text(low, high, include_low, include_high)}, got {value!r}")
     return converted
 
 

@@ -9,6 +9,7 @@ from greenbench.harness.checks import (
     check_bad_input_rejected,
     check_coder_round_trip,
     check_container_round_trip,
+    check_deterministic,
     check_error_bound,
     check_idempotent,
     check_level_count,
@@ -20,8 +21,9 @@ from greenbench.harness.checks import (
     checks_for,
     parametrize_with_checks,
 )
+from greenbench.harness.deadline import CheckTimeout
 
-__all__ = ["CHECKS", "FunctionQuantizer", "check_quantizer", "parametrize_with_checks", "checks_for",
+__all__ = ["CHECKS", "CheckTimeout", "FunctionQuantizer", "check_quantizer", "parametrize_with_checks", "checks_for",
            "check_shape_and_dtype", "check_idempotent", "check_monotone", "check_odd_symmetry", "check_error_bound",
-           "check_level_count", "check_valid_indices", "check_bad_input_rejected", "check_coder_round_trip",
-           "check_container_round_trip"]
+           "check_level_count", "check_valid_indices", "check_bad_input_rejected", "check_deterministic",
+           "check_coder_round_trip", "check_container_round_trip"]

@@ -14,7 +14,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     import torch
 
     from greenbench.nn.data import load_dataset
-    from greenbench.nn.training import save_checkpoint, train_network
+    from greenbench.nn.training import save_training, train_network
 
     out = Path(args.output or f"fixtures/{args.network}-{args.dataset}.safetensors")
     if args.skip_existing and out.is_file():
@@ -31,17 +31,28 @@ def _cmd_train(args: argparse.Namespace) -> int:
     result = train_network(args.network, dataset, args.epochs, batch_size=args.batch_size, seed=args.seed,
                            amp=args.amp, device=device, progress=not args.quiet, train_limit=args.train_limit,
                            teacher=teacher, temperature=args.temperature, alpha=args.alpha)
-    save_checkpoint(result.model, out, network=args.network, dataset=args.dataset,
-                    data_checksum=dataset.checksum, seed=args.seed, epochs=args.epochs,
-                    best_epoch=result.best_epoch, batch_size=args.batch_size, amp=args.amp, device=device,
-                    train_limit=args.train_limit, training_seconds=round(result.seconds, 1),
-                    teacher=teacher_meta["weights_sha256"] if teacher is not None else None,
-                    temperature=args.temperature if teacher is not None else None,
-                    alpha=args.alpha if teacher is not None else None,
-                    validation_accuracy=result.validation_accuracy, test_accuracy=result.test_accuracy,
-                    history=result.history)
+    save_training(result, out, dataset, seed=args.seed, epochs=args.epochs, batch_size=args.batch_size,
+                  amp=args.amp, device=device, train_limit=args.train_limit,
+                  teacher=teacher_meta["weights_sha256"] if teacher is not None else None,
+                  temperature=args.temperature if teacher is not None else None,
+                  alpha=args.alpha if teacher is not None else None)
     print(f"{args.network}: best epoch {result.best_epoch}, validation accuracy {result.validation_accuracy:.4f}, "
           f"test accuracy {result.test_accuracy:.4f}, {result.seconds:.0f} s -> {out}")
+    return 0
+
+
+def _cmd_distil(args: argparse.Namespace) -> int:
+    import torch
+
+    from greenbench.nn.data import load_dataset
+    from greenbench.nn.distillation import run_protocol
+
+    torch.set_num_threads(args.threads or torch.get_num_threads())
+    record = run_protocol(load_dataset(args.dataset, allow_download=args.download or None), Path(args.teacher),
+                          Path(args.output_dir), progress=not args.quiet)
+    print(f"chosen T={record['chosen']['temperature']}, alpha={record['chosen']['alpha']}")
+    for name, student in record["students"].items():
+        print(f"{name}: test accuracy {student['test_accuracy']:.4f} ({student['file']})")
     return 0
 
 
@@ -255,6 +266,16 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--alpha", type=float, default=0.9,
                        help="weight of the distillation loss against the labels' (default 0.9)")
     train.set_defaults(func=_cmd_train)
+
+    distil = sub.add_parser("distil", help="seed 003's distillation protocol: (T, alpha) chosen on validation, "
+                                           "then both students over three seeds (see greenbench.nn.distillation)")
+    distil.add_argument("--teacher", default="fixtures/googlenet-fashion-mnist.safetensors")
+    distil.add_argument("--dataset", default="fashion-mnist")
+    distil.add_argument("--output-dir", default="fixtures")
+    distil.add_argument("--threads", type=_positive_int)
+    distil.add_argument("--download", action="store_true", help="allow downloading the data set")
+    distil.add_argument("--quiet", action="store_true")
+    distil.set_defaults(func=_cmd_distil)
 
     run = sub.add_parser("run", help="the main job: run the claims on this hardware and write the report")
     run.add_argument("--report-dir", default="reports")

@@ -123,7 +123,15 @@ class ClaimCheck:
             return
         comparisons = self.store.compare(record) if record.metrics else []
         if self.update:  # the outcome is stored even without metrics: a known failure must be on record
-            self.store.update(record, outcome, run_provenance(self.request.config))
+            try:
+                self.store.update(record, outcome, run_provenance(self.request.config))
+            except OSError as exc:  # a read-only or missing folder: the row keeps its figures and says why
+                from greenbench.harness.baselines import BaselineError
+
+                record.baseline = f"not stored ({exc.strerror or exc})"
+                self._report(record, ERROR)
+                raise BaselineError(f"could not store the baseline {self.store.path(self.claim_id)}: "
+                                    f"{exc.strerror or exc}") from exc
             record.baseline = "updated"
         elif comparisons:
             worst = [c for c in comparisons if c.status != "ok"]

@@ -39,6 +39,18 @@ def test_update_then_compare_round_trip(tmp_path):
     assert data["cases"]["test_x[b]"]["outcome"] == "not reproduced"
 
 
+def test_update_removes_what_a_writer_killed_mid_write_left(tmp_path):
+    store = BaselineStore(tmp_path, "cpu-test")
+    path = store.path("compression-8x")
+    path.parent.mkdir(parents=True)
+    stale = path.parent / f".{path.name}.k9x2_q.tmp"  # atomic_write_json's temporary name
+    stale.write_text('{"schema": ')
+    other = path.parent / ".other.json.k9x2_q.tmp"  # another claim's: its own writer cleans it
+    other.write_text("")
+    store.update(_record(1.0), "reproduced", {"date": "d", "hardware": {}, "versions": {}})
+    assert not stale.exists() and other.exists()
+
+
 def test_gate_on_two_sided_and_deterministic_metrics():
     assert compare_metric("m", Metric(10.0, 0.0, None), {"value": 10.0, "spread": 0.0}).status == "ok"
     assert compare_metric("m", Metric(10.001, 0.0, None), {"value": 10.0, "spread": 0.0}).status == "changed"

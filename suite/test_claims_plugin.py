@@ -103,6 +103,19 @@ def test_claim_lifecycle(run_claim, tmp_path):
     run(2.01).assert_outcomes(passed=1)  # within the spread: no regression
 
 
+def test_a_baseline_that_cannot_be_stored_is_an_error_that_keeps_its_figure(run_claim, project, tmp_path):
+    run, _ = run_claim
+    blocker = project.path / "baselines-file"
+    blocker.write_text("")  # a file where the baseline folder should be (root ignores read-only modes)
+    out = tmp_path / "claims.json"
+    result = run(2.0, f"--baseline-dir={blocker}", "--update-baselines", f"--claims-json={out}")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*BaselineError: could not store the baseline*figure-at-least-1.json*"])
+    row = json.loads(out.read_text())["rows"][0]
+    assert row["verdict"] == "error" and "could not store" in row["reason"]
+    assert row["record"]["measured"] == {"figure": 2.0} and row["record"]["baseline"].startswith("not stored")
+
+
 def test_gpu_tier_without_cuda_skips_in_one_line(project):
     import torch
 

@@ -72,10 +72,21 @@ def _crafted_container(lengths):
     from greenbench.coding.container import CONTAINER_VERSION, MAGIC
     from greenbench.coding.entropy import with_checksum
 
-    header = json.dumps({"quantizer": "midtread", "params": {"step": 0.1},
+    header = json.dumps({"quantizer": "midtread", "params": {"step": 0.1}, "reconstruction_sha256": "0" * 64,
                          "tensors": [{"name": "W", "shape": [2]}]}).encode()
+    graph = _one_weight_graph().SerializeToString()
     return with_checksum(MAGIC + bytes([CONTAINER_VERSION]) + struct.pack("<I", len(header)) + header
-                         + struct.pack("<Q", 0) + _crafted_stream(lengths))
+                         + struct.pack("<Q", len(graph)) + graph + _crafted_stream(lengths))
+
+
+def _one_weight_graph():
+    from onnx import TensorProto, helper
+
+    weight = helper.make_tensor("W", TensorProto.FLOAT, [2], [0.0, 0.0])
+    weight.ClearField("float_data")  # emptied, as the container stores its graph
+    node = helper.make_node("Identity", ["W"], ["y"])
+    return helper.make_model(helper.make_graph([node], "g", [], [helper.make_tensor_value_info("y", 1, [2])],
+                                              [weight]))
 
 
 CASES = [
@@ -106,6 +117,11 @@ CASES = [
     ("mu-law mu inf", lambda: MuLaw(16, mu=INF), ValueError, "mu must be finite"),
     ("minifloat beyond float64", lambda: Minifloat(20, 3), ValueError, "beyond float64"),
     ("minifloat bias overflows", lambda: Minifloat(4, 3, bias=10**6), ValueError, "beyond float64"),
+    ("minifloat among float64 subnormals", lambda: Minifloat(4, 3, bias=1025), ValueError,
+     "beyond float64's normal range"),
+    ("step whose reconstruction overflows", lambda: Midtread(step=1e308), ValueError, "overflows"),
+    ("midrise step whose reconstruction overflows", lambda: Midrise(step=1e300), ValueError, "overflows"),
+    ("affine calibrated at 2000 bits", lambda: Affine.calibrate(np.ones(4), 2000), ValueError, "bits must lie in"),
     ("minifloat bias a float", lambda: Minifloat(4, 3, bias=2.5), ValueError, "bias must be an integer"),
     ("minifloat 21 exponent bits", lambda: Minifloat(21, 3), ValueError, "exponent_bits must lie in"),
     ("affine 0 bits", lambda: Affine(0, -1.0, 1.0), ValueError, "bits must lie in"),
@@ -359,3 +375,20 @@ def _checkpoint_copy(tmp_path, meta):
 def test_damaged_checkpoints_are_refused(tmp_path, meta, fragment):
     with pytest.raises(ValueError, match=fragment):
         training.load_checkpoint(_checkpoint_copy(tmp_path, meta))
+
+
+FUZZ = __import__("pathlib").Path(__file__).with_name("fuzz_decoders.py")
+
+
+@pytest.mark.parametrize("examples", [200, pytest.param(3000, marks=pytest.mark.nightly)])
+@pytest.mark.parametrize("target", ["index-stream", "context-stream", "container"])
+def test_decoders_survive_structurally_valid_hostile_files(target, examples):
+    """suite/fuzz_decoders.py in a subprocess: a decoder that crashes the process fails here, naming the signal."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, str(FUZZ), target, str(examples)], capture_output=True, text=True,
+                          timeout=900)
+    assert done.returncode == 0, (f"fuzzing {target} ended with "
+                                  f"{'signal ' + str(-done.returncode) if done.returncode < 0 else done.returncode}:"
+                                  f"\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")

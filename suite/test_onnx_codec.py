@@ -92,6 +92,57 @@ def container(lenet):
     return encode_container(lenet[1], Midtread(levels=2**6))
 
 
+def _with_forged_header(data: bytes, edit) -> bytes:
+    """The container with its header JSON edited and every checksum valid again: a file made to be hostile."""
+    import json
+    import struct
+
+    from greenbench.coding.entropy import with_checksum
+
+    body, pos = data[:-4], 6
+    (length,) = struct.unpack_from("<I", body, pos)
+    header = json.loads(body[pos + 4:pos + 4 + length])
+    forged = json.dumps(edit(header)).encode()
+    return with_checksum(body[:pos] + struct.pack("<I", len(forged)) + forged + body[pos + 4 + length:])
+
+
+def _first_tensor(header, **fields):
+    return {**header, "tensors": [{**header["tensors"][0], **fields}] + header["tensors"][1:]}
+
+
+@pytest.mark.parametrize("edit, problem", [
+    (lambda h: _first_tensor(h, shape=[-1, 5]), "not a list of sizes"),
+    (lambda h: _first_tensor(h, shape=["6", 1]), "not a list of sizes"),
+    (lambda h: _first_tensor(h, shape=6), "not a list of sizes"),
+    (lambda h: _first_tensor(h, name=7), "not a unique string"),
+    (lambda h: _first_tensor(h, name=h["tensors"][1]["name"]), "not a unique string"),
+    (lambda h: _first_tensor(h, name="no-such-initializer"), "graph does not have"),
+    (lambda h: _first_tensor(h, shape=[2, 2]), "header lists"),
+    (lambda h: {**h, "tensors": []}, "not a non-empty list"),
+    (lambda h: {**h, "params": {"levels": "many"}}, "header is corrupt"),
+    (lambda h: {**h, "quantizer": "nope"}, "unknown quantizer"),
+    (lambda h: {k: v for k, v in h.items() if k != "reconstruction_sha256"}, "header is corrupt"),
+    (lambda h: {**h, "params": {"levels": 2**5}}, "other values"),
+    (lambda h: [h], "header is corrupt"),
+], ids=["negative-dim", "text-dim", "shape-int", "name-int", "name-twice", "name-unknown", "size", "no-tensors",
+        "params", "quantizer", "no-reconstruction", "other-levels", "not-object"])
+def test_forged_container_headers_are_refused_by_the_codec(container, edit, problem):
+    with pytest.raises(OnnxCodecError, match=problem):
+        decode_container(_with_forged_header(container.data, edit))
+
+
+def test_a_container_refuses_a_quantizer_that_reconstructs_differently(lenet):
+    from greenbench.checks import FunctionQuantizer
+
+    def quantizer(step):
+        return FunctionQuantizer(lambda x: np.round(x / step).astype(np.int64), lambda q: q * step, "user-round")
+
+    data = encode_container(lenet[1], quantizer(0.01)).data
+    decode_container(data, quantizer(0.01))  # the same reconstruction decodes
+    with pytest.raises(OnnxCodecError, match="reconstructs this container's indices to other values"):
+        decode_container(data, quantizer(0.05))  # same name and parameters: the values tell them apart
+
+
 @pytest.mark.property
 @settings(max_examples=60)
 @given(data=st.data())

@@ -60,6 +60,41 @@ def test_a_broken_user_quantizer_fails_with_the_check_named(broken, failing_chec
         assert "minimal counterexample: x = np.array(" in str(failure.value)
 
 
+def _flaky(rate: float):
+    rng = np.random.default_rng(5)
+    return FunctionQuantizer(lambda x: np.round(x / 0.1).astype(np.int64) + (rng.random() < rate),
+                             lambda q: q * 0.1, "flaky")
+
+
+def test_a_quantizer_wrong_on_two_percent_of_calls_fails_deterministic():
+    with pytest.raises(AssertionError, match="check deterministic failed.*gave other indices"):
+        check_quantizer(_flaky(0.02))
+
+
+def test_a_quantizer_whose_indices_wrap_in_int16_fails():
+    """Step 0.1 in int16 wraps at 3276.8: inputs over the quantizer's scale, not just ±50, find it."""
+    wraps = FunctionQuantizer(lambda x: np.round(x / 0.1).astype(np.int16), lambda q: q * 0.1, "int16-indices")
+    with pytest.raises(AssertionError, match="check (idempotent|monotone|shape_and_dtype) failed"):
+        check_quantizer(wraps)
+
+
+@pytest.mark.parametrize("delay_s, limits, fragment", [
+    (60.0, {"deadline_s": 0.2}, "did not return within its deadline of 0.2 s, on float64 array"),
+    (0.05, {"budget_s": 0.3}, "over their 0.3 s budget|remaining budget"),
+], ids=["blocks", "crawls"])
+def test_a_quantizer_that_blocks_or_crawls_fails_in_bounded_time(delay_s, limits, fragment):
+    import time
+
+    def slow(x):
+        time.sleep(delay_s)
+        return np.round(x).astype(np.int64)
+
+    started = time.perf_counter()
+    with pytest.raises(AssertionError, match=f"check deterministic failed for.*({fragment})"):
+        check_quantizer(FunctionQuantizer(slow, lambda q: q * 1.0, "sleepy"), **limits)
+    assert time.perf_counter() - started < 10  # a hundred examples at 60 s would be 100 minutes
+
+
 class Halves(Midtread):
     """The smallest subclass a user writes: a registered quantizer with its own name (README)."""
 

@@ -11,7 +11,9 @@ every quantized tensor. Decoding rebuilds exactly the model that quantize-then-d
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import struct
 from dataclasses import dataclass
 
@@ -31,13 +33,16 @@ from greenbench.coding.weights import (
 from greenbench.quantization.base import Quantizer, make_quantizer
 
 MAGIC = b"GBNNC"
-CONTAINER_VERSION = 3  # 3: weights context-coded per tensor (2: one static range-coded stream)
+# 4: the header identifies the reconstruction (3: without it; 2: one static range-coded stream)
+CONTAINER_VERSION = 4
 
 
-# --------------------------------------------------------------------------- inference
-
-
-# --------------------------------------------------------------------------- container
+def reconstruction_sha256(quantizer: Quantizer, indices: np.ndarray) -> str:
+    """sha256 of the distinct indices and their float32 reconstructions: two quantizers of one name and
+    parameters that reconstruct differently (a user's, say) cannot decode each other's containers."""
+    distinct = np.unique(indices).astype("<i8")
+    values = quantizer.dequantize(distinct, dtype=np.float32).astype("<f4")
+    return hashlib.sha256(distinct.tobytes() + values.tobytes()).hexdigest()
 
 @dataclass(frozen=True)
 class Container:
@@ -64,6 +69,7 @@ def encode_container(proto: onnx.ModelProto, quantizer: Quantizer) -> Container:
     indices = quantizer.quantize(flat)
     coded = encode_tensors(list(split_weights(indices, {n: w.shape for n, w in tensors.items()}).values()))
     header = json.dumps({"quantizer": quantizer.name, "params": quantizer.params,
+                         "reconstruction_sha256": reconstruction_sha256(quantizer, indices),
                          "tensors": [{"name": n, "shape": list(w.shape)} for n, w in tensors.items()]}).encode()
     stripped = with_weights(proto, {})
     for init in stripped.graph.initializer:
@@ -98,13 +104,16 @@ def decode_container(data: bytes, quantizer: Quantizer | None = None) -> onnx.Mo
         raise OnnxCodecError("model container is truncated (header)")
     try:
         header = json.loads(data[pos:pos + header_len])
-        shapes = {t["name"]: tuple(t["shape"]) for t in header["tensors"]}
+        shapes = _header_shapes(header["tensors"])
+        expected_reconstruction = header["reconstruction_sha256"]
         if quantizer is None:
             quantizer = make_quantizer(header["quantizer"], **header["params"])
         elif (quantizer.name, json.loads(json.dumps(quantizer.params))) != (header["quantizer"], header["params"]):
             raise OnnxCodecError(f"the container was coded with {header['quantizer']} {header['params']}, "
                                  f"not with the given {quantizer!r}")
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+    except OnnxCodecError:
+        raise
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as exc:
         raise OnnxCodecError(f"model container header is corrupt ({exc})") from exc
     pos += header_len
     if len(data) < pos + 8:
@@ -117,15 +126,42 @@ def decode_container(data: bytes, quantizer: Quantizer | None = None) -> onnx.Mo
         proto = onnx.load_from_string(data[pos:pos + graph_len])
     except Exception as exc:
         raise OnnxCodecError(f"model container graph is corrupt ({exc})") from exc
+    unknown = sorted(set(shapes) - {init.name for init in proto.graph.initializer})
+    if unknown:
+        raise OnnxCodecError(f"model container header lists tensors its graph does not have: {unknown[:3]}")
     try:
         coded = decode_tensors(data[pos + graph_len:])
     except ValueError as exc:
         raise OnnxCodecError(f"model container weights are corrupt ({exc})") from exc
-    sizes = [int(np.prod(shape)) for shape in shapes.values()]
+    sizes = [math.prod(shape) for shape in shapes.values()]
     if [t.size for t in coded] != sizes:
         raise OnnxCodecError(f"model container holds tensors of {[t.size for t in coded]} weights, its header "
                              f"lists {sizes}")
     indices = np.concatenate(coded)
-    restored = with_weights(proto, split_weights(quantizer.dequantize(indices), shapes))
-    onnx.checker.check_model(restored)
+    try:
+        if reconstruction_sha256(quantizer, indices) != expected_reconstruction:
+            raise OnnxCodecError(f"{quantizer!r} reconstructs this container's indices to other values than the "
+                                 "quantizer it was coded with (same name and parameters, another reconstruction)")
+        restored = with_weights(proto, split_weights(quantizer.dequantize(indices), shapes))
+        onnx.checker.check_model(restored)
+    except OnnxCodecError:
+        raise
+    except (ValueError, KeyError, onnx.checker.ValidationError) as exc:  # indices or names the graph cannot take
+        raise OnnxCodecError(f"model container does not rebuild a valid model ({exc})") from exc
     return restored
+
+
+def _header_shapes(tensors: object) -> dict[str, tuple[int, ...]]:
+    """The header's tensor list, checked: unique names, shapes of non-negative integers."""
+    if not isinstance(tensors, list) or not tensors:
+        raise ValueError("its tensor list is not a non-empty list")
+    shapes: dict[str, tuple[int, ...]] = {}
+    for t in tensors:
+        name, shape = t["name"], t["shape"]
+        if not isinstance(name, str) or name in shapes:
+            raise ValueError(f"tensor name {name!r} is not a unique string")
+        if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d < 2**40
+                                                  for d in shape):
+            raise ValueError(f"tensor {name!r} has shape {shape!r}, not a list of sizes")
+        shapes[name] = tuple(shape)
+    return shapes

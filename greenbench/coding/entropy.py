@@ -156,28 +156,35 @@ class CodedIndices:
         return (8 * len(self.data) - ideal) / ideal if ideal > 0 else float("inf")
 
 
+def _symbols(q: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct values, each index's rank among them (int32) and their counts."""
+    span = hi - lo + 1
+    if span > max(4 * q.size, 1 << 20):  # a sparse alphabet: a dense table would dwarf the data
+        values, symbols, counts = np.unique(q, return_inverse=True, return_counts=True)
+        return values, symbols.astype(np.int32).reshape(-1), counts
+    counts = np.bincount(q - lo, minlength=span)
+    used = np.flatnonzero(counts)
+    rank = np.full(span, -1, dtype=np.int32)
+    rank[used] = np.arange(used.size, dtype=np.int32)
+    return used + lo, rank[q - lo], counts[used]
+
+
 def encode_indices(indices: Any) -> CodedIndices:
     """Range-code a flat index array under its empirical distribution; the header holds the model."""
     import constriction
 
-    q = as_index_array(indices).reshape(-1)
-    if q.dtype == np.uint64 and int(q.max()) > np.iinfo(np.int64).max:
-        raise ValueError(f"index {int(q.max())} does not fit in int64")
-    q = q.astype(np.int64)
+    q = as_index_array(indices).reshape(-1).astype(np.int64)
     lo, hi = int(q.min()), int(q.max())
     if hi - lo >= MAX_SPAN:
         raise ValueError(f"indices span {hi - lo + 1} values (from {lo} to {hi}); at most {MAX_SPAN} can be coded")
-    counts = np.bincount(q - lo, minlength=hi - lo + 1)
-    used = np.flatnonzero(counts)
-    symbol_of = np.full(hi - lo + 1, -1, dtype=np.int64)
-    symbol_of[used] = np.arange(used.size)
-    header = _MAGIC + bytes([_VERSION]) + _FIXED.pack(lo, q.size, used.size)
-    table = _varints(np.diff(used, prepend=-1) - 1) + _varints(counts[used])  # gaps, then counts
+    values, symbols, counts = _symbols(q, lo, hi)
+    header = _MAGIC + bytes([_VERSION]) + _FIXED.pack(lo, q.size, values.size)
+    table = _varints(np.diff(values - lo, prepend=-1) - 1) + _varints(counts)  # gaps, then counts
     payload = b""
-    if used.size > 1:  # one symbol needs no payload: the header says it all
-        model = constriction.stream.model.Categorical(counts[used].astype(np.float64), perfect=False)
+    if values.size > 1:  # one symbol needs no payload: the header says it all
+        model = constriction.stream.model.Categorical(counts.astype(np.float64), perfect=False)
         encoder = constriction.stream.queue.RangeEncoder()
-        encoder.encode(symbol_of[q - lo].astype(np.int32), model)
+        encoder.encode(symbols, model)
         payload = encoder.get_compressed().tobytes()
     return CodedIndices(with_checksum(header + table + payload), q.size, entropy_from_counts(counts))
 

@@ -14,9 +14,14 @@ import numpy as np
 FLOAT_DTYPES = (np.float16, np.float32, np.float64)
 
 
+def _native(arr: np.ndarray) -> np.ndarray:
+    # big-endian data (from a file or another machine) is the same numbers; the compiled kernels read native order
+    return arr if arr.dtype.isnative else arr.astype(arr.dtype.newbyteorder("="))
+
+
 def as_float_array(x: Any, what: str = "input") -> np.ndarray:
-    """`x` as a float16/32/64 array; empty arrays and other dtypes are rejected."""
-    arr = np.asarray(x)
+    """`x` as a float16/32/64 array in native byte order; empty arrays and other dtypes are rejected."""
+    arr = _native(np.asarray(x))
     if arr.dtype.type not in FLOAT_DTYPES:
         raise ValueError(f"{what} must be float16, float32 or float64, got {arr.dtype}")
     if arr.size == 0:
@@ -31,8 +36,8 @@ def check_finite(arr: np.ndarray, what: str = "input") -> None:
 
 
 def as_index_array(q: Any) -> np.ndarray:
-    """`q` as an integer index array, checked before any cast: every value must fit in int64."""
-    arr = np.asarray(q)
+    """`q` as an integer index array in native byte order, checked before any cast: every value must fit in int64."""
+    arr = _native(np.asarray(q))
     if arr.dtype.kind not in "iu":
         raise ValueError(f"indices must be integers, got {arr.dtype}")
     if arr.size == 0:

@@ -194,6 +194,8 @@ class BaselineStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path.parent / f".{path.name}.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
+            for stale in path.parent.glob(f".{path.name}.*.tmp"):  # a writer killed mid-write; none runs now
+                stale.unlink(missing_ok=True)
             data = self.load(record.claim_id) or {
                 "schema": SCHEMA_ID, "claim": record.claim_id, "profile": self.profile, "cases": {}}
             data["provenance"] = run_provenance or provenance()

@@ -16,6 +16,7 @@ The checks (those that do not apply to a quantizer are left out for it):
 - level_count (quantizers declaring `max_levels`): at most that many distinct outputs
 - valid_indices: what Q gives is valid (D accepts it and it is a fixed point); invalid indices are refused
 - bad_input_rejected: NaN, inf, empty and non-float input raise ValueError
+- deterministic: the same input gives the same output on each of 230 calls
 - coder_round_trip: the entropy coder gives back exactly Q(x)
 - container_round_trip: a model container of weights x decodes to exactly D(Q(x))
 """
@@ -27,14 +28,12 @@ from typing import Any
 
 import numpy as np
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
 
 from greenbench.coding.entropy import decode_indices, encode_indices
 from greenbench.core.validation import as_float_array, as_index_array, check_finite, check_scalar, float_dtype
+from greenbench.harness.deadline import CALL_DEADLINE_S, CHECK_BUDGET_S, DeadlinedQuantizer
+from greenbench.harness.inputs import input_scale, quantizer_inputs
 from greenbench.quantization.base import Quantizer
-
-DTYPES = (np.float16, np.float32, np.float64)
 
 
 class FunctionQuantizer(Quantizer):
@@ -100,14 +99,6 @@ class FunctionQuantizer(Quantizer):
 
 
 # --------------------------------------------------------------------------- inputs
-
-def float_arrays(limit: float = 50.0, max_side: int = 12):
-    """Arrays of float16/32/64 of 1–3 dimensions, finite values within ±limit."""
-    dtype = st.sampled_from(DTYPES)
-    return dtype.flatmap(lambda d: hnp.arrays(
-        d, hnp.array_shapes(min_dims=1, max_dims=3, max_side=max_side),
-        elements=st.floats(-limit, limit, width=np.finfo(d).bits, allow_nan=False, allow_infinity=False)))
-
 
 def _interior(q: Quantizer, x: np.ndarray) -> np.ndarray:
     """Points where Q is locally constant (not on a cell edge): neighbours on both sides agree."""
@@ -203,6 +194,21 @@ def _bad_input_rejected(quantizer: Quantizer, x: np.ndarray) -> None:
         _must_refuse(quantizer.quantize, bad, f"quantize accepted {what} input {bad!r}")
 
 
+REPEATS = 230  # a quantizer that differs on 2 % of calls is caught with 99 % probability: 0.98^229 < 0.01
+
+
+def _deterministic(quantizer: Quantizer, x: np.ndarray) -> None:
+    """The same input gives the same indices and values on every call (REPEATS calls)."""
+    smallest, largest = input_scale(quantizer)
+    x = np.concatenate([np.linspace(-2 * largest, 2 * largest, 257), np.linspace(-50 * smallest, 50 * smallest, 257)])
+    q = quantizer.quantize(x)
+    r = quantizer.dequantize(q)
+    for call in range(1, REPEATS):
+        again = quantizer.quantize(x)
+        assert np.array_equal(again, q), f"call {call + 1} of quantize gave other indices for the same input"
+        assert np.array_equal(quantizer.dequantize(q), r), f"call {call + 1} of dequantize gave other values"
+
+
 def _coder_round_trip(quantizer: Quantizer, x: np.ndarray) -> None:
     """The entropy coder gives Q(x) back exactly."""
     q = quantizer.quantize(x)
@@ -234,6 +240,7 @@ def _declares_error_bound(quantizer: Quantizer) -> bool:
 
 # name -> (check, applies to the quantizer?, generates inputs?)
 CHECKS: dict[str, tuple[Callable[[Quantizer, np.ndarray], None], Callable[[Quantizer], bool], bool]] = {
+    "deterministic": (_deterministic, lambda q: True, False),  # first: flakiness confuses the others
     "shape_and_dtype": (_shape_and_dtype, lambda q: True, True),
     "idempotent": (_idempotent, lambda q: True, True),
     "monotone": (_monotone, lambda q: True, True),
@@ -252,17 +259,23 @@ def checks_for(quantizer: Quantizer) -> list[str]:
     return [name for name, (_, applies, _) in CHECKS.items() if applies(quantizer)]
 
 
-def run_check(quantizer: Quantizer, name: str) -> None:
-    """Run one check; AssertionError naming the check, the quantizer and a minimal counterexample."""
+def run_check(quantizer: Quantizer, name: str, deadline_s: float = CALL_DEADLINE_S,
+              budget_s: float = CHECK_BUDGET_S) -> None:
+    """Run one check; AssertionError naming the check, the quantizer and a minimal counterexample.
+
+    Each call of the quantizer gets `deadline_s` and the check's calls together `budget_s`: a quantizer
+    that blocks or crawls fails the check (CheckTimeout, naming the call and its input) instead of hanging.
+    """
     try:
         check, _, generated = CHECKS[name]
     except KeyError:
         raise ValueError(f"unknown check {name!r}; checks: {', '.join(CHECKS)}") from None
+    quantizer = DeadlinedQuantizer(quantizer, deadline_s, budget_s)
     seen: dict[str, np.ndarray] = {}
 
     @settings(parent=settings.default, database=None, deadline=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-    @given(x=float_arrays())
+    @given(x=quantizer_inputs(quantizer))
     def property_(x: np.ndarray) -> None:
         seen["x"] = x  # hypothesis replays the shrunk failing example last
         check(quantizer, x)
@@ -283,13 +296,15 @@ def _message(quantizer: Quantizer, name: str, exc: BaseException, x: np.ndarray 
     return text
 
 
-def check_quantizer(quantizer: Quantizer) -> None:
-    """Every check that applies to the quantizer; the first failure raises AssertionError naming it."""
+def check_quantizer(quantizer: Quantizer, deadline_s: float = CALL_DEADLINE_S,
+                    budget_s: float = CHECK_BUDGET_S) -> None:
+    """Every check that applies to the quantizer; the first failure raises AssertionError naming it.
+    `deadline_s` bounds each call of the quantizer, `budget_s` each check's calls together."""
     if not isinstance(quantizer, Quantizer):
         raise TypeError(f"check_quantizer takes a greenbench Quantizer (or a FunctionQuantizer), got "
                         f"{type(quantizer).__name__}")
     for name in checks_for(quantizer):
-        run_check(quantizer, name)
+        run_check(quantizer, name, deadline_s, budget_s)
 
 
 def parametrize_with_checks(quantizers: Sequence[Quantizer],
@@ -351,5 +366,6 @@ check_error_bound = _named_check("error_bound")
 check_level_count = _named_check("level_count")
 check_valid_indices = _named_check("valid_indices")
 check_bad_input_rejected = _named_check("bad_input_rejected")
+check_deterministic = _named_check("deterministic")
 check_coder_round_trip = _named_check("coder_round_trip")
 check_container_round_trip = _named_check("container_round_trip")

@@ -226,6 +226,14 @@ def save_checkpoint(model: nn.Module, path: Path, **details: Any) -> dict[str, A
     return record
 
 
+def save_training(result: TrainingResult, path: Path, dataset: Dataset, **settings: Any) -> dict[str, Any]:
+    """`save_checkpoint` of a finished training with what it was trained on and how it went."""
+    return save_checkpoint(result.model, path, network=result.network, dataset=dataset.name,
+                           data_checksum=dataset.checksum, best_epoch=result.best_epoch,
+                           training_seconds=round(result.seconds, 1), validation_accuracy=result.validation_accuracy,
+                           test_accuracy=result.test_accuracy, history=result.history, **settings)
+
+
 def load_checkpoint(path: Path) -> tuple[nn.Module, dict[str, Any]]:
     """A network rebuilt from a checkpoint, after checking the weights' sha256 against its provenance."""
     from safetensors.torch import load_file

@@ -20,6 +20,10 @@ from greenbench.quantization.base import (
 )
 
 
+def _check_bits(bits: Any) -> int:
+    return check_scalar(bits, "bits", int, low=1, high=31)  # indices in int32/int64 without overflow
+
+
 @register_quantizer
 class Affine(Quantizer):
     """Uniform affine b-bit quantization with a zero point (seed 003).
@@ -33,7 +37,7 @@ class Affine(Quantizer):
     symmetric = False
 
     def __init__(self, bits: int, alpha: float, beta: float):
-        self.bits = check_scalar(bits, "bits", int, low=1, high=31)
+        self.bits = _check_bits(bits)
         self.alpha = check_scalar(alpha, "alpha", float)
         self.beta = check_scalar(beta, "beta", float)
         if not self.alpha <= 0.0 <= self.beta or self.alpha == self.beta:
@@ -49,6 +53,7 @@ class Affine(Quantizer):
     @classmethod
     def calibrate(cls, x: Any, bits: int, method: str = "minmax", percentile: float = 99.99) -> Affine:
         """[α, β] from the data: min/max, or the (100 − p, p) percentiles; widened to contain 0."""
+        bits = _check_bits(bits)
         arr = as_float_array(x, "calibration data")
         check_finite(arr, "calibration data")
         if method == "minmax":

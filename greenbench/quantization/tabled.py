@@ -231,9 +231,10 @@ class Minifloat(_Tabled):
         self._offset = 0 if self.zero else 1
         m = self.mantissa_bits
         top, bottom = self._code_hi - self.bias, self._code_lo - self.bias - m
-        if top > 1023 or bottom < -1074:  # float64's exponent range, subnormals included
+        # computed in float64, whose subnormals lose the exponent the kernel reads: its normal range only
+        if top > 1023 or bottom < -1022:
             raise ValueError(f"minifloat 1/{exponent_bits}/{mantissa_bits} with bias {self.bias} spans 2^{bottom} to "
-                             f"2^{top + 1}: beyond float64 (2^-1074 to 2^1024), where it is computed")
+                             f"2^{top + 1}: beyond float64's normal range (2^-1022 to 2^1024), where it is computed")
         self.min_normal = math.ldexp(1.0, self._code_lo - self.bias)
         self.max_value = math.ldexp(2.0 - math.ldexp(1.0, -m), self._code_hi - self.bias)
 

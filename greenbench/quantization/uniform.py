@@ -40,6 +40,12 @@ class _UniformBase(Quantizer):
             if not math.isfinite(self.step) or self.step < np.finfo(np.float64).tiny:
                 raise ValueError(f"xmax {xmax!r} over {levels} levels gives step {self.step!r}: the step must be a "
                                  f"finite normal float64 (xmax ≤ {np.finfo(np.float64).max / 2:.3g})")
+        if self.levels is None and self.step > np.finfo(np.float64).max / 2**62:  # below, indices bound the output
+            with np.errstate(over="ignore"):
+                ends = self.dequantize(self.quantize(np.array([-1.0, 1.0]) * np.finfo(np.float64).max))
+            if not np.all(np.isfinite(ends)):
+                raise ValueError(f"step {step!r} is so large that reconstructing the largest float64 inputs "
+                                 f"overflows (gives {float(ends[1])}); use a smaller step or levels with xmax")
 
     @property
     def qmax(self) -> np.int64:

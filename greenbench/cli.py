@@ -165,11 +165,13 @@ def _cmd_model(args: argparse.Namespace) -> int:
     from greenbench.harness.report import plot_rate_accuracy, plot_rate_curves
     from greenbench.nn.modelstudy import load_model_data, load_user_model, study_user_model
 
+    out_dir = Path(args.report_dir or f"reports/model-{Path(args.path).stem}")
+    if out_dir.exists() and not out_dir.is_dir():  # found now, not after the whole study has run
+        raise CliError(f"--report-dir {out_dir} is a file, not a folder")
     model = load_user_model(args.path)
     data = load_model_data(args.data, model) if args.data else None
     families = [f.strip() for f in args.quantizers.split(",")] if args.quantizers else None
     study = study_user_model(model, data, args.budget, args.snr_db, families, progress=print)
-    out_dir = Path(args.report_dir or f"reports/model-{model.path.stem}")
     fit = study["fit"]
     print(f"\n{model.path} ({model.kind}): {study['weights']:,} weights ({', '.join(study['dtypes'])}), "
           f"original entropy {study['original_entropy']:.2f} bits/weight")
@@ -240,6 +242,19 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"must be an integer ≥ 1, got {value}") from None
 
 
+def _number_in(low: float, high: float):
+    """An argparse type: a finite number in (low, high]."""
+    def parse(text: str) -> float:
+        from greenbench.core.validation import check_scalar, interval_text
+
+        try:
+            return check_scalar(float(text), "the value", float, low=low, high=high, include_low=False)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"must be a number {interval_text(low, high, False, True)}, got {text!r}") from None
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     from greenbench.nn.data import SPLIT_SEED
 
@@ -300,9 +315,9 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("path", help="an .onnx model, a .safetensors file or a PyTorch state dict (.pt/.pth/.bin)")
     model.add_argument("--data", help=".npz with 'inputs' (and optionally integer 'labels') for the budget search "
                                       "(ONNX only)")
-    model.add_argument("--budget", type=float, default=0.8,
+    model.add_argument("--budget", type=_number_in(0.0, 100.0), default=0.8,
                        help="accuracy (or agreement) loss allowed, in pp (default 0.8, the thesis's)")
-    model.add_argument("--snr-db", type=float, default=30.0,
+    model.add_argument("--snr-db", type=_number_in(-1000.0, 1000.0), default=30.0,
                        help="for models that are not classifiers: the least output SNR allowed, dB (default 30)")
     model.add_argument("--quantizers", help="comma-separated families of the thesis grid (default: all)")
     model.add_argument("--report-dir", help="where the JSON and plots go (default reports/model-<name>)")

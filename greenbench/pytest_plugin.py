@@ -382,17 +382,12 @@ def cuda_device(gpu_tier) -> str:
 def gpu_meter(cuda_device, gpu_tier):
     """NVML's energy counter on the GPU under test (a measured source), a simulated one in a rehearsal,
     or a skip saying why not. `meter.min_window_s` follows the counter's update period, measured here."""
-    from greenbench.energy.meter import MeterUnavailable, min_window_for
-    from greenbench.energy.nvml import NvmlMeter
-    from greenbench.energy.simulated import SimulatedNvml
+    from greenbench.energy.gputier import open_gpu_meter
+    from greenbench.energy.meter import MeterUnavailable
 
     try:
-        meter = (NvmlMeter(nvml=SimulatedNvml(), synchronize=lambda: None) if gpu_tier.rehearsal
-                 else NvmlMeter(0))
-        meter.update_period_s = meter.update_period()
+        meter = open_gpu_meter(gpu_tier, cuda_device)
     except MeterUnavailable as exc:
         pytest.skip(f"GPU present but no NVML energy source: {exc}")
-    meter.min_window_s = min_window_for(meter.update_period_s, floor_s=gpu_tier.window_floor_s,
-                                        cap_s=gpu_tier.window_cap_s)
     yield meter
     meter.close()

@@ -34,7 +34,9 @@ def test_gpu_tier_rehearsal_runs_every_gpu_test_and_writes_no_baseline(tmp_path,
     shutil.copytree(ROOT / "baselines", baselines)
     before = _tree_digest(baselines)
     claims_json = tmp_path / "claims.json"
-    env = {**os.environ, REHEARSAL_ENV: "1", "GREENBENCH_THREADS": "1"}
+    # NVML as a VM gives it: no power reading, temperature or clocks, a counter that moves every 100 ms
+    env = {**os.environ, REHEARSAL_ENV: "1", "GREENBENCH_THREADS": "1",
+           "GREENBENCH_SIMULATED_NVML": "power-not-supported,state-not-supported,period=0.1"}
     done = subprocess.run([sys.executable, "-m", "pytest", "-m", "gpu", "-p", "no:cacheprovider", "-p", "no:xdist",
                            "-q", f"--baseline-dir={baselines}", "--update-baselines",
                            f"--claims-json={claims_json}"], cwd=ROOT, env=env, capture_output=True, text=True,
@@ -63,4 +65,4 @@ def test_rehearsal_switch_is_validated():
     with pytest.raises(ValueError, match="takes an integer in \\[2, 1000\\]"):
         gpu_tier_settings({"GREENBENCH_FP16_RUNS": "1"})
     real = gpu_tier_settings({})
-    assert real.device == "cuda" and real.fp16_runs == 10 and real.test_images is None and not real.describe()
+    assert real.device == "cuda:0" and real.fp16_runs == 10 and real.test_images is None and not real.describe()

@@ -36,7 +36,7 @@ from greenbench.energy.meter import idle_power, measure, min_window_for, warm_up
 from greenbench.energy.nvml import NvmlMeter
 from greenbench.energy.simulated import SimulatedNvml
 from greenbench.harness.baselines import BaselineError, BaselineStore
-from greenbench.harness.claims import Metric
+from greenbench.harness.claims import ClaimRecord, Metric
 from greenbench.nn import budget as compression
 from greenbench.nn import data, models, training
 from greenbench.quantization.affine import Affine
@@ -230,6 +230,8 @@ CASES = [
     ("metric inf", lambda: Metric(INF), ValueError, "a metric's value must be finite"),
     ("metric spread NaN", lambda: Metric(1.0, NAN), ValueError, "a metric's spread must be finite"),
     ("metric better 'up'", lambda: Metric(1.0, better="up"), ValueError, "better must be"),
+    ("measured figure an array", lambda: ClaimRecord("compression-8x", "c", "x", "t", {"a": np.ones(3)}, True,
+                                                     {}).to_json(), ValueError, "measured 'a' is a ndarray"),
     # metrics, fits, rate-distortion, compression
     ("negative labels", lambda: metrics.confusion_matrix(np.array([0, -1]), np.array([0, 1])), ValueError,
      "non-negative integer"),
@@ -306,7 +308,8 @@ def _valid_baseline(value: str) -> str:
     (_valid_baseline('"1.0"'), "fails the baseline schema at cases/t/metrics/m/value"),
     ("", "not valid JSON"),
     ("\udcff".encode("utf-8", "surrogateescape").decode("latin-1"), "not valid JSON|not UTF-8"),
-], ids=["nan", "inf", "-inf", "string-value", "empty", "binary"])
+    ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+], ids=["nan", "inf", "-inf", "string-value", "empty", "binary", "deep"])
 def test_damaged_baselines_are_refused(tmp_path, text, fragment):
     store = _baseline(tmp_path, text)
     with pytest.raises(BaselineError, match=fragment):
@@ -326,14 +329,20 @@ def test_a_valid_baseline_still_loads(tmp_path):
     (["compare", "--run", "{no_records}"], "holds no claim records"),
     (["report", "--report-dir", "{missing_dir}"], "claims.json does not exist"),
     (["report", "--report-dir", "{bad_dir}"], "is not a greenbench claims file"),
+    (["compare", "--run", "{deep}"], "nested too deeply"),
+    (["report", "--report-dir", "{deep_dir}"], "nested too deeply"),
 ], ids=["profile", "against", "run-missing", "run-empty", "run-not-claims", "run-no-records", "report-missing",
-        "report-bad"])
+        "report-bad", "run-deep", "report-deep"])
 def test_compare_refuses_what_it_cannot_compare(tmp_path, capsys, argv, fragment):
     _baseline(tmp_path, _valid_baseline("1.5"))
     files = {"missing": tmp_path / "missing.json", "empty": tmp_path / "empty.json",
              "not_claims": tmp_path / "other.json", "no_records": tmp_path / "none.json",
-             "missing_dir": tmp_path / "no-report", "bad_dir": tmp_path / "bad-report"}
+             "missing_dir": tmp_path / "no-report", "bad_dir": tmp_path / "bad-report", "deep": tmp_path / "deep.json",
+             "deep_dir": tmp_path / "deep-report"}
     files["bad_dir"].mkdir()
+    files["deep_dir"].mkdir()
+    files["deep"].write_text("[" * 100_000 + "]" * 100_000)
+    (files["deep_dir"] / "claims.json").write_text(files["deep"].read_text())
     (files["bad_dir"] / "claims.json").write_text("{}")
     files["empty"].write_text("")
     files["not_claims"].write_text(json.dumps({"rows": [{"record": {"claim_id": 3}}]}))

@@ -115,12 +115,40 @@ def _int8_onnx(path):
     (lambda f: f / "lenet5.onnx", lambda f: np.savez(f / "d4.npz", inputs=np.full((2, 3, 32, 32), np.nan, np.float32))
      or f / "d4.npz", "finite numbers"),
     (lambda f: f / "lenet5.safetensors", lambda f: f / "inputs.npz", "weights-only file has no graph"),
+    (lambda f: _bytes(f / "empty.pt", b""), None, "is empty (0 bytes)"),
+    (lambda f: _bytes(f / "junk.pt", bytes(range(256)) * 4), None, "not a PyTorch state dict"),
+    (lambda f: f / "lenet5.onnx", lambda f: _bytes(f / "junk.npz", b"PK\x03\x04 junk"), "not a readable .npz"),
+    (lambda f: f / "lenet5.onnx", lambda f: np.save(f / "x.npy", np.ones((2, 3, 32, 32))) or f / "x.npy",
+     "is a single array (.npy)"),
 ], ids=["text-as-onnx", "unknown-suffix", "missing", "int8-weights", "no-inputs", "wrong-shape", "labels-range",
-        "nan-inputs", "weights-only-with-data"])
+        "nan-inputs", "weights-only-with-data", "empty-pt", "junk-pt", "junk-npz", "npy-data"])
 def test_what_cannot_be_studied_is_a_clear_error(files, capsys, make, data, fragment):
     path = make(files)
     argv = ["model", str(path)] + (["--data", str(data(files))] if data else [])
     assert cli.main(argv) == 2
+    assert fragment in capsys.readouterr().err
+
+
+def _bytes(path, data: bytes):
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize("extra, fragment", [
+    (["--report-dir", "{file}"], "is a file, not a folder"),
+    (["--budget", "nan"], "--budget: must be a number in (0, 100], got 'nan'"),
+    (["--budget", "-1"], "--budget: must be a number in (0, 100]"),
+    (["--snr-db", "inf"], "--snr-db: must be a number"),
+], ids=["report-dir-file", "budget-nan", "budget-negative", "snr-inf"])
+def test_bad_options_are_refused_before_the_study_runs(files, capsys, extra, fragment):
+    taken = files / "taken"
+    taken.write_text("")
+    argv = ["model", str(files / "lenet5.safetensors"), *[a.format(file=taken) for a in extra]]
+    try:
+        status = cli.main(argv)
+    except SystemExit as exit_:  # argparse's own refusal
+        status = exit_.code
+    assert status == 2
     assert fragment in capsys.readouterr().err
 
 

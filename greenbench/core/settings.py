@@ -65,6 +65,10 @@ VARIABLES: dict[str, Variable] = {v.name: v for v in (
     Variable("GREENBENCH_THREADS", "int", "threads of torch, numba and onnxruntime in greenbench's suite (0: their "
              "default; the suite sets 1 per xdist worker)", low=0, high=4096),
     Variable("GREENBENCH_GPU_REHEARSAL", "bool", "run the GPU tier's tests on the CPU against a simulated NVML"),
+    Variable("GREENBENCH_GPU", "int", "the CUDA device the GPU tier runs on and meters (default 0; NVML's handle "
+             "is matched by UUID or PCI bus id)", low=0, high=1023),
+    Variable("GREENBENCH_SIMULATED_NVML", "text", "the rehearsal's simulated NVML: comma-separated faults "
+             "(power-not-supported, power-1s-average, no-field-values, state-not-supported) and period=SECONDS"),
     Variable("GREENBENCH_GPU_TEST_IMAGES", "int", "test images of the GPU tier (default: all; rehearsal 128)",
              low=1),
     Variable("GREENBENCH_FP16_RUNS", "int", "runs per network and precision in fp16-energy (default 10)", low=2,

@@ -82,7 +82,25 @@ def gpu_tier_settings(environ: Mapping[str, str] | None = None) -> GpuTierSettin
             mnist_epochs=get("MNIST_EPOCHS", 1), mnist_trainings=get("MNIST_TRAININGS", 2),
             mnist_train_limit=get("MNIST_TRAIN_LIMIT", 256))
     return GpuTierSettings(
-        rehearsal=False, device="cuda", test_images=get("GPU_TEST_IMAGES", None),
+        rehearsal=False, device=f"cuda:{get('GPU', 0)}", test_images=get("GPU_TEST_IMAGES", None),
         fp16_runs=get("FP16_RUNS", 10), half_dtype=torch.float16, window_floor_s=0.5,
         window_cap_s=get("WINDOW_CAP_S", 1.5), idle_seconds=2.0, mnist_epochs=get("MNIST_EPOCHS", 2),
         mnist_trainings=get("MNIST_TRAININGS", 3), mnist_train_limit=get("MNIST_TRAIN_LIMIT", None))
+
+
+def open_gpu_meter(tier: GpuTierSettings, cuda_device: str):
+    """The NVML meter of the GPU under test (a simulated one in a rehearsal, with the faults and period of
+    GREENBENCH_SIMULATED_NVML so CI runs each path), its counter's update period measured and its minimum
+    window set from it; MeterUnavailable when there is no energy source."""
+    from greenbench.energy.meter import min_window_for
+    from greenbench.energy.nvml import NvmlMeter, cuda_identity
+    from greenbench.energy.simulated import SimulatedNvml
+
+    if tier.rehearsal:
+        meter = NvmlMeter(nvml=SimulatedNvml.from_setting(setting("GREENBENCH_SIMULATED_NVML")),
+                          synchronize=lambda: None)
+    else:  # NVML ignores CUDA_VISIBLE_DEVICES: the handle is the CUDA device's, by UUID or PCI bus id
+        meter = NvmlMeter(cuda_identity=cuda_identity(torch.device(cuda_device).index or 0))
+    meter.update_period_s = meter.update_period()
+    meter.min_window_s = min_window_for(meter.update_period_s, floor_s=tier.window_floor_s, cap_s=tier.window_cap_s)
+    return meter

@@ -44,6 +44,7 @@ class Measurement:
     repeats: int = 1  # how many times the work ran inside the window
     polled_energy_j: float | None = None  # the same window from power polled in a thread (NVML)
     device_state: dict[str, dict[str, float | None]] = field(default_factory=dict)  # "start"/"end": temp, clock
+    notes: dict[str, Any] = field(default_factory=dict)  # how the window was read: alignment, faults
 
     @property
     def energy_per_repeat_j(self) -> float:
@@ -72,7 +73,7 @@ class Measurement:
         return {"energy_j": self.energy_j, "duration_s": self.duration_s, "source": self.source, "meter": self.meter,
                 "components": self.components, "component_sources": self.component_sources,
                 "repeats": self.repeats, "samples": len(self.samples), "polled_energy_j": self.polled_energy_j,
-                "disagreement": self.disagreement, "device_state": self.device_state}
+                "disagreement": self.disagreement, "device_state": self.device_state, "notes": self.notes}
 
 
 DEFAULT_WINDOW = ""  # the key of `begin()`/`end()` and of `window()` without a name
@@ -184,21 +185,21 @@ def idle_power(meter: EnergyMeter, seconds: float = 2.0) -> float:
 
 
 def warm_up(meter: EnergyMeter, work: Callable[[], Any], tolerance: float = 0.05, min_passes: int = 2,
-            max_passes: int = 10) -> list[Measurement]:
-    """Run `work` in windows of its own until steady: the last two passes' time and mean power differ by
-    less than `tolerance` (relative), or `max_passes` ran. Returns the warm-up windows (their count is
-    how many passes it took)."""
+            max_passes: int = 10, min_window_s: float = 0.0) -> list[Measurement]:
+    """Run `work` in windows of its own until steady: the last two windows' time per pass and mean power
+    differ by less than `tolerance` (relative), or `max_passes` windows ran. Each window repeats the work
+    for `min_window_s` (the measuring windows' length: a 0.05–0.7 s pass alone cannot show a 5 % power
+    drift through a counter that moves every 100 ms). Returns the warm-up windows."""
     if not (0 < tolerance < 1) or not (1 <= min_passes <= max_passes):
         raise ValueError(f"need 0 < tolerance < 1 and 1 ≤ min_passes ≤ max_passes, got {tolerance!r}, "
                          f"{min_passes!r}, {max_passes!r}")
     passes: list[Measurement] = []
     while len(passes) < max_passes:
-        with meter.window() as got:
-            work()
-        passes.append(got[0])
+        passes.append(measure(meter, work, min_window_s))
         if len(passes) >= max(min_passes, 2):
             a, b = passes[-2], passes[-1]
-            drift_time = abs(b.duration_s / a.duration_s - 1) if a.duration_s > 0 else math.inf
+            drift_time = (abs(b.duration_per_repeat_s / a.duration_per_repeat_s - 1) if a.duration_s > 0
+                          else math.inf)
             drift_power = abs(b.mean_power_w / a.mean_power_w - 1) if a.mean_power_w > 0 else math.inf
             if drift_time < tolerance and drift_power < tolerance:
                 break
@@ -210,17 +211,4 @@ def min_window_for(update_period_s: float, updates: int = 100, floor_s: float = 
     stays near 1/updates), kept within [floor_s, cap_s]."""
     check_seconds(update_period_s, "update period")
     return min(max(updates * update_period_s, floor_s), cap_s)
-
-
-# --------------------------------------------------------------------------- NVML
-
-
-# --------------------------------------------------------------------------- RAPL
-
-
-# --------------------------------------------------------------------------- CodeCarbon
-
-
-# --------------------------------------------------------------------------- estimate fallback
-
 

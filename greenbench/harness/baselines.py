@@ -98,6 +98,8 @@ def _load_validated(path: Path, schema: dict[str, Any]) -> dict[str, Any]:
         data = json.loads(Path(path).read_text(), parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
         raise BaselineError(f"{path}: not valid JSON ({exc})") from exc
+    except RecursionError:
+        raise BaselineError(f"{path}: nested too deeply to be a baseline (over Python's recursion limit)") from None
     except _NonFinite as exc:
         raise BaselineError(f"{path}: holds {exc}, which no baseline may (it would turn every comparison into a "
                             "pass or a fail)") from None

@@ -122,9 +122,14 @@ class Metric:
         object.__setattr__(self, "spread", check_scalar(self.spread, "a metric's spread", float, low=0))
 
 
-def _plain(value: Any) -> Any:
-    """numpy scalars as the Python numbers JSON can hold."""
-    return value.item() if hasattr(value, "item") and not isinstance(value, (str, bytes)) else value
+def _plain(name: str, value: Any) -> Any:
+    """A measured figure as JSON holds it (numpy scalars as Python numbers); anything else is refused by name."""
+    if getattr(value, "shape", None) == () and hasattr(value, "item"):  # a numpy scalar (numpy not imported here)
+        value = value.item()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise ValueError(f"measured {name!r} is a {type(value).__name__}: a measured figure is a number, text, a bool "
+                     "or None (summarise an array, e.g. its mean, or join it into text)")
 
 
 def format_value(value: Any) -> str:
@@ -160,7 +165,7 @@ class ClaimRecord:
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
-        data["measured"] = {k: _plain(v) for k, v in self.measured.items()}
+        data["measured"] = {k: _plain(k, v) for k, v in self.measured.items()}
         data["metrics"] = {k: asdict(v) for k, v in self.metrics.items()}
         return data
 

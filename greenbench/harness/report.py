@@ -234,6 +234,8 @@ def read_claims_file(path: Path) -> dict[str, Any]:
         raise ClaimsFileError(f"claims file {path} does not exist") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ClaimsFileError(f"claims file {path} is not readable JSON ({exc})") from None
+    except RecursionError:
+        raise ClaimsFileError(f"claims file {path} is nested too deeply to be a claims file") from None
     try:
         if not isinstance(data["provenance"], dict):
             raise TypeError("provenance is not an object")

@@ -137,6 +137,9 @@ class NetworkBenchmark:
                 else {}}
 
 
+WARMUP_WINDOWS = 4  # of the measuring windows' length: steady within 2–3 on a GPU; 4 caps the cost
+
+
 def benchmark_network(network: str, model: nn.Module, inputs: torch.Tensor, labels: np.ndarray | None,
                       meter: EnergyMeter, device: str, runs: int = 10, batch_size: int = 32,
                       min_window_s: float = MIN_WINDOW_S, idle_seconds: float = 2.0,
@@ -152,11 +155,12 @@ def benchmark_network(network: str, model: nn.Module, inputs: torch.Tensor, labe
     def work(precision: str) -> Callable[[], torch.Tensor]:
         return lambda: inference_pass(model, batches, precision, half_dtype)
 
+    if idle_seconds > 0:  # before any work: a warmed-up GPU idles above its true idle for seconds
+        result.idle_power_w = idle_power(meter, idle_seconds)
     for precision in PRECISIONS:
         result.predictions[precision] = work(precision)().cpu().numpy()
-        result.warmup_passes[precision] = len(warm_up(meter, work(precision)))
-    if idle_seconds > 0:
-        result.idle_power_w = idle_power(meter, idle_seconds)
+        result.warmup_passes[precision] = len(warm_up(meter, work(precision), min_window_s=min_window_s,
+                                                      max_passes=WARMUP_WINDOWS))
     if series_meter is not None:
         series_meter.begin()
     try:

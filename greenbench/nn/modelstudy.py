@@ -13,6 +13,7 @@ size.
 from __future__ import annotations
 
 import math
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,11 +96,14 @@ def _state_dict(path: Path) -> dict[str, np.ndarray]:
 
     import torch
 
+    if path.stat().st_size == 0:
+        raise ModelFileError(f"{path}: is empty (0 bytes), not a PyTorch state dict")
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, IndexError) as exc:
+        # a junk or truncated file raises any of these inside torch's unpickler (IndexError for some bytes)
         raise ModelFileError(f"{path}: not a PyTorch state dict loadable with weights_only=True "
-                             f"({str(exc).splitlines()[0]})") from None
+                             f"({(str(exc).splitlines() or [type(exc).__name__])[0]})") from None
     if isinstance(loaded, dict) and isinstance(loaded.get("state_dict"), dict):  # a training checkpoint
         loaded = loaded["state_dict"]
     if not isinstance(loaded, dict):
@@ -126,8 +130,10 @@ def load_model_data(path: str | Path, model: UserModel) -> ModelData:
         raise ModelFileError(f"{model.path}: a weights-only file has no graph to run on {path}")
     try:
         archive = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
         raise ModelFileError(f"{path}: not a readable .npz ({exc})") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise ModelFileError(f"{path}: is a single array (.npy), not an .npz archive holding an 'inputs' array")
     with archive:
         if "inputs" not in archive.files:
             raise ModelFileError(f"{path}: holds {archive.files}, no 'inputs' array")

@@ -7,6 +7,7 @@ batch 32, seed 158763; the weights of the epoch with the best validation accurac
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import json
 import logging
@@ -127,9 +128,15 @@ def _training_data(network: str, dataset: Dataset, seed: int, train_limit: int |
                          dataset.train_labels[val_idx])
 
 
+def _pruned_masks(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Where the convolution and linear weights are exactly 0 (parameter name -> mask)."""
+    return {f"{name}.weight": module.weight.detach() == 0 for name, module in model.named_modules()
+            if isinstance(module, (nn.Conv2d, nn.Linear)) and bool((module.weight == 0).any())}
+
+
 def _train_epoch(model: nn.Module, data: _TrainingData, order: torch.Tensor, batch_size: int, optimiser, scaler,
                  amp_dtype: torch.dtype | None, device: str, temperature: float, alpha: float, bar_desc: str,
-                 progress: bool) -> float:
+                 progress: bool, pruned: dict[str, torch.Tensor]) -> float:
     """One pass over the training images in `order`; the mean training loss."""
     from tqdm.auto import tqdm
 
@@ -150,6 +157,11 @@ def _train_epoch(model: nn.Module, data: _TrainingData, order: torch.Tensor, bat
         scaler.scale(loss).backward()
         scaler.step(optimiser)
         scaler.update()
+        if pruned:
+            with torch.no_grad():
+                for name, param in model.named_parameters():
+                    if name in pruned:
+                        param.masked_fill_(pruned[name], 0.0)
         running += float(loss.detach()) * len(idx)
     return running / len(data.x_train)
 
@@ -157,27 +169,30 @@ def _train_epoch(model: nn.Module, data: _TrainingData, order: torch.Tensor, bat
 def train_network(network: str, dataset: Dataset, epochs: int, *, batch_size: int = 32, lr: float = 1e-3,
                   seed: int = SPLIT_SEED, amp: bool = False, device: str = "cpu", progress: bool = True,
                   train_limit: int | None = None, teacher: nn.Module | None = None, temperature: float = 4.0,
-                  alpha: float = 0.9) -> TrainingResult:
+                  alpha: float = 0.9, start: nn.Module | None = None) -> TrainingResult:
     """Train `network` on `dataset` with seed 000's protocol; `train_limit` caps the training images.
 
     With a `teacher`, the student learns from its temperature-softened outputs as well (Hinton's soft
     targets, response-based offline distillation, seed 003): loss = α·T²·KL(teacher_T ‖ student_T) +
     (1 − α)·cross-entropy on the labels; the teacher's logits are computed once, in eval mode.
     The run is seeded by `seed` alone, inside a fork of torch's global generator: the caller's random
-    state is left as it was.
+    state is left as it was. With `start` (a `network`), training continues from a copy of its weights,
+    and the weights of its convolutions and linear layers that are exactly 0 stay 0 (a pruned network is
+    fine-tuned as pruned).
     """
     _check_training(epochs, batch_size, lr, train_limit, teacher, temperature, alpha)
     cuda = [torch.device(device).index or 0] if torch.device(device).type == "cuda" else []
     with torch.random.fork_rng(devices=cuda):
         torch.manual_seed(seed)  # dropout draws from the global generator: seeded here, restored on exit
         return _train(network, dataset, epochs, batch_size, lr, seed, amp, device, progress, train_limit, teacher,
-                      temperature, alpha)
+                      temperature, alpha, start)
 
 
 def _train(network: str, dataset: Dataset, epochs: int, batch_size: int, lr: float, seed: int, amp: bool, device: str,
            progress: bool, train_limit: int | None, teacher: nn.Module | None, temperature: float,
-           alpha: float) -> TrainingResult:
-    model = build_network(network, seed=seed).to(device)
+           alpha: float, start: nn.Module | None) -> TrainingResult:
+    model = (copy.deepcopy(start).float() if start is not None else build_network(network, seed=seed)).to(device)
+    pruned = _pruned_masks(model) if start is not None else {}
     data = _training_data(network, dataset, seed, train_limit, teacher, temperature, device)
     optimiser = torch.optim.Adam(model.parameters(), lr=lr)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimiser, patience=5, factor=0.1)
@@ -191,7 +206,7 @@ def _train(network: str, dataset: Dataset, epochs: int, batch_size: int, lr: flo
         for epoch in range(1, epochs + 1):
             order = torch.randperm(len(data.x_train), generator=generator)
             train_loss = _train_epoch(model, data, order, batch_size, optimiser, scaler, amp_dtype, device,
-                                      temperature, alpha, f"{network} epoch {epoch}/{epochs}", progress)
+                                      temperature, alpha, f"{network} epoch {epoch}/{epochs}", progress, pruned)
             val_logits = predict_logits(model, data.x_val, device=device)
             val_loss = float(nn.functional.cross_entropy(torch.from_numpy(val_logits), torch.from_numpy(data.y_val)))
             val_acc = _accuracy(val_logits, data.y_val)

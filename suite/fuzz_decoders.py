@@ -2,7 +2,7 @@
 field drawn from its whole integer range. Each decode gives the exact result or a ValueError, within a
 deadline. Run in a subprocess by test_hostile_inputs (a crash there is a failed test, not a dead run):
 
-    python suite/fuzz_decoders.py {index-stream|context-stream|container} EXAMPLES
+    python suite/fuzz_decoders.py EXAMPLES [index-stream] [context-stream] [container]   (default: all three)
 """
 
 from __future__ import annotations
@@ -112,10 +112,9 @@ def fuzz_container(field, value, graph_length, forge_graph_length):
 TARGETS = {"index-stream": fuzz_index_stream, "context-stream": fuzz_context_stream, "container": fuzz_container}
 
 if __name__ == "__main__":
-    target, examples = sys.argv[1], int(sys.argv[2])
-    if target == "container":
-        CONTAINER = _container()
-    run = settings(max_examples=examples, deadline=2000, database=None, derandomize=True,
-                   suppress_health_check=list(HealthCheck))(TARGETS[target])
-    run()
-    print(f"{target}: {examples} examples, every one exact or refused")
+    examples, targets = int(sys.argv[1]), sys.argv[2:] or list(TARGETS)  # one process: torch is imported once
+    CONTAINER = _container()
+    for target in targets:
+        settings(max_examples=examples, deadline=2000, database=None, derandomize=True,
+                 suppress_health_check=list(HealthCheck))(TARGETS[target])()
+        print(f"{target}: {examples} examples, every one exact or refused")

@@ -34,9 +34,10 @@ def test_gpu_tier_rehearsal_runs_every_gpu_test_and_writes_no_baseline(tmp_path,
     shutil.copytree(ROOT / "baselines", baselines)
     before = _tree_digest(baselines)
     claims_json = tmp_path / "claims.json"
-    # NVML as a VM gives it: no power reading, temperature or clocks, a counter that moves every 100 ms
+    # NVML as a VM gives it: no power reading, temperature or clocks, a counter slower than the windows
+    # (20 ms against windows of at most 50 ms; the 100 and 250 ms periods: test_energy's stepped clocks)
     env = {**os.environ, REHEARSAL_ENV: "1", "GREENBENCH_THREADS": "1",
-           "GREENBENCH_SIMULATED_NVML": "power-not-supported,state-not-supported,period=0.1"}
+           "GREENBENCH_SIMULATED_NVML": "power-not-supported,state-not-supported,period=0.02"}
     done = subprocess.run([sys.executable, "-m", "pytest", "-m", "gpu", "-p", "no:cacheprovider", "-p", "no:xdist",
                            "-q", f"--baseline-dir={baselines}", "--update-baselines",
                            f"--claims-json={claims_json}"], cwd=ROOT, env=env, capture_output=True, text=True,

@@ -151,6 +151,7 @@ CASES = [
      ValueError, "does not fit in int64"),
     ("dequantize index out of range", lambda: Midtread(levels=16).dequantize(np.array([8])), ValueError,
      "not valid for"),
+    ("mu-law index beyond its levels", lambda: MuLaw(16).dequantize(np.array([100])), ValueError, "not valid for"),
     ("dequantize midrise zero", lambda: Midrise(levels=16).dequantize(np.array([0])), ValueError, "not valid for"),
     ("dequantize float indices", lambda: Affine(8, -1.0, 1.0).dequantize(np.array([1.5])), ValueError,
      "indices must be integers"),

@@ -150,3 +150,14 @@ def test_an_unbounded_quantizer_refuses_indices_beyond_int64_naming_the_value():
     assert q.quantize(np.array([4e18 * 1e-3]))[0] == 4_000_000_000_000_000_000  # just under 2^62: kept exactly
     with pytest.raises(ValueError, match=r"value np.float64\(-1e\+19\) .* does not fit in int64"):
         q.quantize(np.array([0.5, -1e19]))
+
+
+@pytest.mark.parametrize("quantizer", quantizer_examples(), ids=repr)
+def test_big_endian_input_gives_the_native_result(quantizer):
+    """Arrays from a file or another machine ('>f4', '>i8') are the same numbers: same indices, same values."""
+    x = np.linspace(-2.0, 2.0, 41)
+    for dtype in (">f4", ">f8"):
+        native = x.astype(dtype).astype(dtype[1:])
+        q = quantizer.quantize(x.astype(dtype))
+        np.testing.assert_array_equal(q, quantizer.quantize(native))
+        np.testing.assert_array_equal(quantizer.dequantize(q.astype(">i8")), quantizer.dequantize(q))

@@ -73,6 +73,7 @@ def benchmarks(gpu_meter, gpu_tier, cuda_device, benchmark_data, trained_network
         results[network].series_error = why_not
     save_artifact("fp16_benchmark.json", {"data": benchmark_data.name, "rehearsal": gpu_tier.rehearsal,
                                           "update_period_s": gpu_meter.update_period_s,
+                                          "device": gpu_meter.device_record(),  # UUID, driver, limits, clocks
                                           "networks": {n: b.to_json() for n, b in results.items()}})
     return results
 

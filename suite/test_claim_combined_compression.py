@@ -27,13 +27,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
 from greenbench.coding.container import encode_container
 from greenbench.harness.claims import Metric
 from greenbench.nn.budget import NetworkEvaluator, lowest_rate_within_budget
 from greenbench.nn.onnx_eval import export_onnx
-from greenbench.nn.pruning import magnitude_prune
+from greenbench.nn.pruning import magnitude_prune, weight_sparsity
 from suite.tiers import network_params
 
 pytestmark = [pytest.mark.claim("combined-compression"), pytest.mark.slow]
@@ -158,8 +157,7 @@ def test_pruning_then_distillation_keeps_more_accuracy_than_pruning_alone(traine
         for route, kd in (("labels", {}), ("distilled", {"teacher": teacher, **chosen})):
             result = train_network("student", data, FINE_TUNE_EPOCHS, seed=SPLIT_SEED, start=pruned, progress=False,
                                    **kd)
-            weights = [m.weight for m in result.model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
-            zeros = sum(int((w == 0).sum()) for w in weights) / sum(w.numel() for w in weights)
+            zeros = weight_sparsity(student, result.model)
             assert zeros >= sparsity - 0.01, f"fine-tuning revived pruned weights ({zeros:.3f} zero)"
             correct[sparsity, route] = predict_logits(result.model, x).argmax(1) == y
             measured[f"pruned {sparsity:.0%} + {route} acc"] = float(correct[sparsity, route].mean())

@@ -27,11 +27,16 @@ def index_counts(indices: Any) -> np.ndarray:
     q = as_index_array(indices).reshape(-1)
     lo, hi = _kernels.index_range(q)
     bins = int(hi) - int(lo) + 1
-    if bins <= max(4 * q.size, 1 << 20):  # a histogram no larger than the data: O(n), no sort
+    if not _sparse(bins, q.size):  # a histogram no larger than the data: O(n), no sort
         counts = _kernels.index_histogram(q, np.int64(lo), bins, _histogram_chunks(q.size))
     else:  # indices spread so thinly that a histogram would dwarf the data
         counts = np.unique(q, return_counts=True)[1]
     return counts[counts > 0]
+
+
+def _sparse(span: int, size: int) -> bool:
+    """Whether `size` indices spread over `span` values so thinly that a dense table would dwarf the data."""
+    return span > max(4 * size, 1 << 20)
 
 
 def _histogram_chunks(n: int) -> int:
@@ -159,7 +164,7 @@ class CodedIndices:
 def _symbols(q: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The distinct values, each index's rank among them (int32) and their counts."""
     span = hi - lo + 1
-    if span > max(4 * q.size, 1 << 20):  # a sparse alphabet: a dense table would dwarf the data
+    if _sparse(span, q.size):
         values, symbols, counts = np.unique(q, return_inverse=True, return_counts=True)
         return values, symbols.astype(np.int32).reshape(-1), counts
     counts = np.bincount(q - lo, minlength=span)

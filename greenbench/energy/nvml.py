@@ -226,10 +226,11 @@ def cuda_identity(device: int) -> tuple[str | None, str | None]:
 
     props = torch.cuda.get_device_properties(device)
     uuid = getattr(props, "uuid", None)
+    if uuid is not None:  # torch gives the bare UUID, NVML names it "GPU-…"
+        uuid = str(uuid) if str(uuid).startswith("GPU-") else f"GPU-{uuid}"
     bus = (f"{props.pci_domain_id:08x}:{props.pci_bus_id:02x}:{props.pci_device_id:02x}.0"
            if all(hasattr(props, a) for a in ("pci_domain_id", "pci_bus_id", "pci_device_id")) else None)
-    return (f"GPU-{uuid}" if uuid is not None and not str(uuid).startswith("GPU-") else
-            (str(uuid) if uuid is not None else None)), bus
+    return uuid, bus
 
 
 def nvml_handle(nvml: Any, uuid: str | None, pci_bus_id: str | None) -> tuple[Any, str]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from types import SimpleNamespace
 
@@ -50,7 +51,7 @@ class SimulatedNvml:
         self.clock, self.cpu_clock = clock, cpu_clock
         self._t0, self._cpu0 = clock(), cpu_clock()
         self._updated = (self._t0, 0.0)
-        self._history: list[tuple[float, float]] = [self._updated]  # counter updates, for the 1-s average
+        self._history = deque([self._updated])  # the last seconds' counter updates, for the 1-s average
         self._power = self.idle_w
 
     @classmethod
@@ -79,7 +80,9 @@ class SimulatedNvml:
                 t, e = self._energy_now()
                 self._power = (e - e_last) / (t - t_last)
                 self._updated = (t, e)
-                self._history = [h for h in self._history if h[0] >= t - 2.0] + [self._updated]
+                self._history.append(self._updated)
+                while self._history[0][0] < t - 2.0:
+                    self._history.popleft()
             return self._updated[1]
 
     def _handle(self, index: int) -> str:

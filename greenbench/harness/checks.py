@@ -32,7 +32,7 @@ from hypothesis import HealthCheck, given, settings
 from greenbench.coding.entropy import decode_indices, encode_indices
 from greenbench.core.validation import as_float_array, as_index_array, check_finite, check_scalar, float_dtype
 from greenbench.harness.deadline import CALL_DEADLINE_S, CHECK_BUDGET_S, DeadlinedQuantizer
-from greenbench.harness.inputs import input_scale, quantizer_inputs
+from greenbench.harness.inputs import CANDIDATE_INDICES, input_scale, invalid_candidates, quantizer_inputs
 from greenbench.quantization.base import Quantizer
 
 
@@ -169,10 +169,10 @@ def _valid_indices(quantizer: Quantizer, x: np.ndarray) -> None:
     """quantize gives only valid indices, each a fixed point; dequantize refuses invalid and float ones."""
     q = quantizer.quantize(x)
     assert not np.any(quantizer.invalid_indices(q)), "quantize gave indices the quantizer calls invalid"
-    candidates = np.arange(-4096, 4097, dtype=np.int64)
-    valid = candidates[~np.asarray(quantizer.invalid_indices(candidates), dtype=bool)]
+    refused = invalid_candidates(quantizer)
+    valid = CANDIDATE_INDICES[~refused]
     assert np.array_equal(quantizer.quantize(quantizer.dequantize(valid)), valid), "a valid index is no fixed point"
-    invalid = candidates[np.asarray(quantizer.invalid_indices(candidates), dtype=bool)]
+    invalid = CANDIDATE_INDICES[refused]
     if invalid.size:
         _must_refuse(quantizer.dequantize, invalid[:1], f"dequantize accepted the invalid index {invalid[0]}")
     _must_refuse(quantizer.dequantize, np.array([0.0, 1.0]), "dequantize accepted float indices")

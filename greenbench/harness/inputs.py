@@ -11,12 +11,19 @@ from greenbench.quantization.base import Quantizer
 DTYPES = (np.float16, np.float32, np.float64)
 
 
+CANDIDATE_INDICES = np.arange(-4096, 4097, dtype=np.int64)  # the indices the checks probe
+
+
+def invalid_candidates(quantizer: Quantizer) -> np.ndarray:
+    """Which of CANDIDATE_INDICES the quantizer calls invalid."""
+    return np.asarray(quantizer.invalid_indices(CANDIDATE_INDICES), dtype=bool)
+
+
 def input_scale(quantizer: Quantizer) -> tuple[float, float]:
-    """(smallest, largest) non-zero reconstruction magnitude among the valid indices in ±4096: where the
+    """(smallest, largest) non-zero reconstruction magnitude among the valid CANDIDATE_INDICES: where the
     quantizer's inputs matter. (1, 1) for a quantizer that cannot say."""
-    candidates = np.arange(-4096, 4097, dtype=np.int64)
     try:
-        valid = candidates[~np.asarray(quantizer.invalid_indices(candidates), dtype=bool)]
+        valid = CANDIDATE_INDICES[~invalid_candidates(quantizer)]
         values = np.abs(quantizer.dequantize(valid))
     except ValueError:
         return 1.0, 1.0

@@ -24,6 +24,7 @@ from greenbench.core.provenance import atomic_write_json, provenance
 from greenbench.core.validation import check_scalar
 from greenbench.nn.data import SPLIT_SEED, Dataset, to_network_input, train_validation_split
 from greenbench.nn.models import build_network, network_spec
+from greenbench.nn.pruning import PRUNABLE
 
 log = logging.getLogger(__name__)
 
@@ -128,15 +129,15 @@ def _training_data(network: str, dataset: Dataset, seed: int, train_limit: int |
                          dataset.train_labels[val_idx])
 
 
-def _pruned_masks(model: nn.Module) -> dict[str, torch.Tensor]:
-    """Where the convolution and linear weights are exactly 0 (parameter name -> mask)."""
-    return {f"{name}.weight": module.weight.detach() == 0 for name, module in model.named_modules()
-            if isinstance(module, (nn.Conv2d, nn.Linear)) and bool((module.weight == 0).any())}
+def _pruned_masks(model: nn.Module) -> list[tuple[nn.Parameter, torch.Tensor]]:
+    """(weight, where it is exactly 0) of each prunable layer that holds zeros."""
+    return [(m.weight, m.weight.detach() == 0) for m in model.modules()
+            if isinstance(m, PRUNABLE) and bool((m.weight == 0).any())]
 
 
 def _train_epoch(model: nn.Module, data: _TrainingData, order: torch.Tensor, batch_size: int, optimiser, scaler,
                  amp_dtype: torch.dtype | None, device: str, temperature: float, alpha: float, bar_desc: str,
-                 progress: bool, pruned: dict[str, torch.Tensor]) -> float:
+                 progress: bool, pruned: list[tuple[nn.Parameter, torch.Tensor]]) -> float:
     """One pass over the training images in `order`; the mean training loss."""
     from tqdm.auto import tqdm
 
@@ -157,11 +158,9 @@ def _train_epoch(model: nn.Module, data: _TrainingData, order: torch.Tensor, bat
         scaler.scale(loss).backward()
         scaler.step(optimiser)
         scaler.update()
-        if pruned:
-            with torch.no_grad():
-                for name, param in model.named_parameters():
-                    if name in pruned:
-                        param.masked_fill_(pruned[name], 0.0)
+        with torch.no_grad():  # a pruned network stays pruned
+            for weight, zero in pruned:
+                weight.masked_fill_(zero, 0.0)
         running += float(loss.detach()) * len(idx)
     return running / len(data.x_train)
 
@@ -192,7 +191,7 @@ def _train(network: str, dataset: Dataset, epochs: int, batch_size: int, lr: flo
            progress: bool, train_limit: int | None, teacher: nn.Module | None, temperature: float,
            alpha: float, start: nn.Module | None) -> TrainingResult:
     model = (copy.deepcopy(start).float() if start is not None else build_network(network, seed=seed)).to(device)
-    pruned = _pruned_masks(model) if start is not None else {}
+    pruned = _pruned_masks(model) if start is not None else []
     data = _training_data(network, dataset, seed, train_limit, teacher, temperature, device)
     optimiser = torch.optim.Adam(model.parameters(), lr=lr)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimiser, patience=5, factor=0.1)

@@ -78,9 +78,7 @@ class ClaimCheck:
     """What a claim test uses: record the figures, compare them with the baseline, give the verdict."""
 
     def __init__(self, request: pytest.FixtureRequest, claim_id: str, store, update: bool, rehearsal: bool = False):
-        self.request = request
-        self.claim_id = claim_id
-        self.store = store
+        self.request, self.claim_id, self.store = request, claim_id, store
         self.rehearsal = rehearsal  # a GPU test rehearsed on the CPU: records figures, judges nothing
         self.update = update and not rehearsal
         callspec = getattr(request.node, "callspec", None)
@@ -153,9 +151,7 @@ class ClaimCheck:
                      inputs=inputs)
 
     def _report(self, record: ClaimRecord, status: str) -> None:
-        props = self.request.node.user_properties
-        props.append((RECORD_KEY, json.dumps(record.to_json())))
-        props.append((STATUS_KEY, status))
+        self.request.node.user_properties.extend([(RECORD_KEY, json.dumps(record.to_json())), (STATUS_KEY, status)])
 
 
 def _one_line(report: pytest.TestReport) -> str:
@@ -187,8 +183,10 @@ class ClaimsTable:
         if RECORD_KEY in props:
             row.record = ClaimRecord.from_json(json.loads(props[RECORD_KEY]))
             row.case = row.record.case
-        if report.when == "teardown" and not report.failed:
-            return
+        if report.when == "teardown":  # the row is final: on disk now, so a killed run keeps it
+            self._write_json()
+            if not report.failed:
+                return
         status = props.get(STATUS_KEY)
         if report.skipped and hasattr(report, "wasxfail"):
             row.verdict, row.reason = KNOWN, "not reproduced, as recorded on this profile (strict xfail)"
@@ -218,19 +216,26 @@ class ClaimsTable:
             terminalreporter.write_line(f"greenbench: {len(deselected)} GPU tests not run: {NO_CUDA}")
         if not self.rows and not any(claim_id for _, claim_id, _ in deselected):
             return
-        from greenbench.core.provenance import atomic_write_json, hardware_profile
+        from greenbench.core.provenance import hardware_profile
         from greenbench.harness.report import ClaimRow, render_claims_table
 
         for nodeid, claim_id, name in deselected:
             if claim_id:
                 self.rows[nodeid] = ClaimRow(claim_id, CLAIMS[claim_id].source, name, NOT_RUN, "no CUDA device")
-        rows = sorted(self.rows.values(), key=lambda r: (list(CLAIMS).index(r.claim_id), r.case))
         terminalreporter.write_sep("=", f"greenbench claims on {hardware_profile()}")
-        terminalreporter.write_line(render_claims_table(rows))
-        path = self.config.getoption("--claims-json")
-        if path:
-            atomic_write_json(Path(path), {"provenance": run_provenance(self.config),
-                                           "rows": [r.to_json() for r in rows]}, sort_keys=False)
+        terminalreporter.write_line(render_claims_table(self._sorted()))
+        self._write_json()
+
+    def _sorted(self) -> list:
+        return sorted(self.rows.values(), key=lambda r: (list(CLAIMS).index(r.claim_id), r.case))
+
+    def _write_json(self) -> None:  # the rows so far, atomically: a run stopped at any point leaves a whole file
+        from greenbench.core.provenance import atomic_write_json
+
+        if self.config.getoption("--claims-json") and self.rows:
+            atomic_write_json(Path(self.config.getoption("--claims-json")), {
+                "provenance": run_provenance(self.config), "rows": [r.to_json() for r in self._sorted()]},
+                sort_keys=False)
 
 
 def _raised(report: pytest.TestReport, status: str) -> bool:

@@ -324,3 +324,34 @@ def test_the_rehearsals_simulated_nvml_is_set_by_its_variable():
     for bad, fragment in (("power-gone", "unknown simulated NVML faults"), ("period=-1", "period")):
         with pytest.raises(ValueError, match=fragment):
             SimulatedNvml.from_setting(bad)
+
+
+class _FakeZeusMonitor:
+    """ZeusMonitor's window interface: 40 J and 0.5 s per window, or an error on end_window."""
+
+    def __init__(self, fail: bool = False):
+        self.fail, self.open = fail, set()
+
+    def begin_window(self, key):
+        self.open.add(key)
+
+    def end_window(self, key):
+        from types import SimpleNamespace
+
+        self.open.remove(key)
+        if self.fail:
+            raise RuntimeError("NVML gone")
+        return SimpleNamespace(time=0.5, gpu_energy={0: 40.0})
+
+
+def test_peer_meters_measure_the_same_window_and_a_failing_peer_only_empties_its_column():
+    from greenbench.energy.zeus import ZeusMeter
+
+    good, bad = ZeusMeter(0, monitor=_FakeZeusMonitor()), ZeusMeter(0, monitor=_FakeZeusMonitor(fail=True))
+    m = measure(NvmlMeter(nvml=FakeNvml(150.0), synchronize=lambda: None), lambda: _busy(0.01), 0.02,
+                peers={"zeus": good, "broken": bad})
+    assert m.energy_j > 0 and m.peers["zeus"] == {"energy_j": 40.0, "duration_s": 0.5, "source": MEASURED}
+    assert m.peers["broken"] == {"error": "RuntimeError: NVML gone"} and not bad.open_windows
+    assert m.to_json()["peers"] == m.peers
+    with pytest.raises(MeterUnavailable, match="zeus is not installed|ZeusMonitor could not start"):
+        ZeusMeter(0)  # no Zeus (or no GPU for it) here

@@ -8,23 +8,60 @@ import torch
 
 from greenbench.energy.estimate import CpuTimeEstimateMeter
 from greenbench.energy.meter import ESTIMATED
-from greenbench.nn.fp16 import benchmark_network, inference_pass
+from greenbench.nn.fp16 import (
+    PAPER,
+    SERIES,
+    benchmark_network,
+    inference_pass,
+    math_mode,
+    math_mode_record,
+    paper_loader,
+    paper_pass,
+)
 from greenbench.nn.models import build_network
 
 
-def test_benchmark_interleaves_precisions_and_tags_estimates():
+def test_benchmark_interleaves_every_series_and_tags_estimates():
     model = build_network("lenet5", seed=0)
     x = torch.randn(64, 3, 32, 32)
     labels = np.zeros(64, dtype=np.int64)
     lines = []
-    bench = benchmark_network("lenet5", model, x, labels, CpuTimeEstimateMeter(), "cpu", runs=3, batch_size=32,
-                              min_window_s=0.01, idle_seconds=0.05, progress=lines.append)
-    assert [len(bench.runs[p]) for p in ("fp32", "fp16")] == [3, 3]
-    order = [line.split(":")[0].split()[-1] for line in lines]
-    assert order == ["fp32", "fp16", "fp16", "fp32", "fp32", "fp16"]  # drift cancels across pairs
+    bench = benchmark_network("lenet5", model, x, labels, CpuTimeEstimateMeter(), "cpu", runs=2, batch_size=32,
+                              min_window_s=0.01, idle_seconds=0.05, progress=lines.append, warmup_windows=2)
+    assert [len(bench.runs[s]) for s in SERIES] == [2] * len(SERIES)
+    order = [line.split(": ")[0].split()[-1] for line in lines]
+    assert order == [*SERIES, *SERIES[::-1]]  # drift cancels across pairs
     assert bench.sources() == {ESTIMATED}
-    assert bench.energy("fp32").shape == (3,) and np.all(bench.time("fp16") > 0)
+    assert bench.energy("fp32").shape == (2,) and np.all(bench.time("paper:fp16") > 0)
     assert bench.predictions["fp32"].shape == (64,) and bench.idle_power_w is not None
+    assert np.array_equal(bench.predictions["fp32"], bench.predictions[PAPER + "fp32-default"])
+    assert bench.math_modes["fp32"]["cudnn.allow_tf32"] is False and bench.math_modes["paper:fp16"] == {
+        **bench.math_modes["paper:fp16"], "loop": "paper", "autocast": "float16", "cudnn.deterministic": True}
+    with pytest.raises(ValueError, match="unknown series"):
+        benchmark_network("lenet5", model, x, labels, CpuTimeEstimateMeter(), "cpu", series=("fp8",))
+
+
+def test_math_modes_set_tf32_as_named_and_restore_the_flags():
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    before = (cudnn.allow_tf32, matmul.allow_tf32, cudnn.deterministic, cudnn.benchmark)
+    with math_mode("fp32", deterministic=True):
+        assert (cudnn.allow_tf32, matmul.allow_tf32, cudnn.deterministic, cudnn.benchmark) == (False, False, True,
+                                                                                               False)
+    with math_mode("fp32-default"):  # PyTorch's defaults: TF32 convolutions, IEEE matmuls
+        assert (cudnn.allow_tf32, matmul.allow_tf32) == (True, False)
+    assert (cudnn.allow_tf32, matmul.allow_tf32, cudnn.deterministic, cudnn.benchmark) == before
+    assert math_mode_record("fp32")["loop"] == "kernel" and math_mode_record("paper:fp16")["loop"] == "paper"
+
+
+def test_the_paper_loop_predicts_what_the_kernel_loop_does():
+    model = build_network("lenet5", seed=0).eval()
+    x = torch.randn(70, 3, 32, 32)
+    loader = paper_loader(x, workers=1)
+    assert loader.batch_size == 32 and loader.num_workers == 1
+    kernel = inference_pass(model, list(torch.split(x, 32)), "fp32-default")
+    assert torch.equal(paper_pass(model, loader, "fp32-default", "cpu"), kernel)
+    with pytest.raises(ValueError, match="no inputs"):
+        paper_loader(x[:0])
 
 
 def test_fp16_pass_runs_under_autocast_in_half():

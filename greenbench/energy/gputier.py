@@ -18,6 +18,7 @@ import torch
 from greenbench.core.settings import setting
 
 REHEARSAL_ENV = "GREENBENCH_GPU_REHEARSAL"
+WARMUP_WINDOWS = 4  # of the measuring windows' length: steady within 2–3 on a GPU; 4 caps the cost
 
 
 def rehearsal_requested(environ: Mapping[str, str] | None = None) -> bool:
@@ -34,9 +35,15 @@ class GpuTierSettings:
     window_floor_s: float  # the minimum window follows the counter's update period, within these bounds
     window_cap_s: float
     idle_seconds: float
+    warmup_windows: int  # the most warm-up windows per series
     mnist_epochs: int
     mnist_trainings: int
     mnist_train_limit: int | None  # None: every training image
+
+    @property
+    def cuda_index(self) -> int:
+        """The CUDA device's index (0 in a rehearsal)."""
+        return int(self.device.partition(":")[2] or 0) if self.device.startswith("cuda") else 0
 
     @property
     def half_name(self) -> str:
@@ -77,14 +84,15 @@ def gpu_tier_settings(environ: Mapping[str, str] | None = None) -> GpuTierSettin
 
     if rehearsal_requested(environ):
         return GpuTierSettings(
-            rehearsal=True, device="cpu", test_images=get("GPU_TEST_IMAGES", 128), fp16_runs=get("FP16_RUNS", 2),
-            half_dtype=torch.bfloat16, window_floor_s=0.0, window_cap_s=0.05, idle_seconds=0.05,
+            rehearsal=True, device="cpu", test_images=get("GPU_TEST_IMAGES", 32), fp16_runs=get("FP16_RUNS", 2),
+            half_dtype=torch.bfloat16, window_floor_s=0.0, window_cap_s=0.05, idle_seconds=0.05, warmup_windows=2,
             mnist_epochs=get("MNIST_EPOCHS", 1), mnist_trainings=get("MNIST_TRAININGS", 2),
             mnist_train_limit=get("MNIST_TRAIN_LIMIT", 256))
     return GpuTierSettings(
         rehearsal=False, device=f"cuda:{get('GPU', 0)}", test_images=get("GPU_TEST_IMAGES", None),
         fp16_runs=get("FP16_RUNS", 10), half_dtype=torch.float16, window_floor_s=0.5,
-        window_cap_s=get("WINDOW_CAP_S", 1.5), idle_seconds=2.0, mnist_epochs=get("MNIST_EPOCHS", 2),
+        window_cap_s=get("WINDOW_CAP_S", 1.5), idle_seconds=2.0,
+        warmup_windows=WARMUP_WINDOWS, mnist_epochs=get("MNIST_EPOCHS", 2),
         mnist_trainings=get("MNIST_TRAININGS", 3), mnist_train_limit=get("MNIST_TRAIN_LIMIT", None))
 
 

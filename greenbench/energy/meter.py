@@ -45,6 +45,7 @@ class Measurement:
     polled_energy_j: float | None = None  # the same window from power polled in a thread (NVML)
     device_state: dict[str, dict[str, float | None]] = field(default_factory=dict)  # "start"/"end": temp, clock
     notes: dict[str, Any] = field(default_factory=dict)  # how the window was read: alignment, faults
+    peers: dict[str, dict[str, Any]] = field(default_factory=dict)  # peer meter -> its energy_j, duration_s or error
 
     @property
     def energy_per_repeat_j(self) -> float:
@@ -73,7 +74,8 @@ class Measurement:
         return {"energy_j": self.energy_j, "duration_s": self.duration_s, "source": self.source, "meter": self.meter,
                 "components": self.components, "component_sources": self.component_sources,
                 "repeats": self.repeats, "samples": len(self.samples), "polled_energy_j": self.polled_energy_j,
-                "disagreement": self.disagreement, "device_state": self.device_state, "notes": self.notes}
+                "disagreement": self.disagreement, "device_state": self.device_state, "notes": self.notes,
+                "peers": self.peers}
 
 
 DEFAULT_WINDOW = ""  # the key of `begin()`/`end()` and of `window()` without a name
@@ -158,21 +160,44 @@ def _call(verb: str, key: str) -> str:
     return f"{verb}()" if key == DEFAULT_WINDOW else f"{verb}_window({key!r})"
 
 
-def measure(meter: EnergyMeter, work: Callable[[], Any], min_window_s: float = MIN_WINDOW_S) -> Measurement:
-    """Run `work` inside one window, repeating it until the window lasts at least `min_window_s`."""
+def _peer_call(peers: dict[str, Any], errors: dict[str, str], call: Callable[[Any], Any]) -> dict[str, Any]:
+    """call(peer) for each peer not failed yet; a peer that raises is kept out, its error kept."""
+    out = {}
+    for name, peer in peers.items():
+        if name in errors:
+            continue
+        try:
+            out[name] = call(peer)
+        except Exception as exc:  # a peer's failure empties its column, never the window
+            errors[name] = f"{type(exc).__name__}: {exc}"
+    return out
+
+
+def measure(meter: EnergyMeter, work: Callable[[], Any], min_window_s: float = MIN_WINDOW_S,
+            peers: dict[str, EnergyMeter] | None = None) -> Measurement:
+    """Run `work` inside one window, repeating it until the window lasts at least `min_window_s`. Each peer
+    meter (Zeus, say) measures a window around the same work, opened just before and closed just after the
+    meter's own; its figures or its error go to `Measurement.peers`."""
     min_window_s = check_seconds(min_window_s, "min_window_s", allow_zero=True)
+    peers, errors = peers or {}, {}
+    _peer_call(peers, errors, lambda peer: peer.begin())
     repeats = 0
-    meter.begin()
-    started = time.perf_counter()
     try:
-        while True:
-            work()
-            repeats += 1
-            if time.perf_counter() - started >= min_window_s:
-                break
+        meter.begin()
+        started = time.perf_counter()
+        try:
+            while True:
+                work()
+                repeats += 1
+                if time.perf_counter() - started >= min_window_s:
+                    break
+        finally:
+            measurement = meter.end()
     finally:
-        measurement = meter.end()
+        got = _peer_call({n: p for n, p in peers.items() if n not in errors}, errors, lambda peer: peer.end())
     measurement.repeats = repeats
+    measurement.peers = {**{n: {"energy_j": m.energy_j, "duration_s": m.duration_s, "source": m.source}
+                            for n, m in got.items()}, **{n: {"error": e} for n, e in errors.items()}}
     return measurement
 
 

@@ -147,15 +147,19 @@ def plot_fp16_bars(benchmarks: dict[str, dict[str, Any]], path: Path) -> Path:
     networks = list(benchmarks)
     fig, axes = _pyplot().subplots(1, 2, figsize=(10, 4))
     for ax, (key, unit) in zip(axes, (("energy_j", "energy per pass (J)"), ("duration_s", "time per pass (s)"))):
-        for offset, precision in ((-0.2, "fp32"), (0.2, "fp16")):
-            values = [[r[key] / r["repeats"] for r in benchmarks[n]["runs"][precision]] for n in networks]
-            ax.bar(np.arange(len(networks)) + offset, [np.mean(v) for v in values], 0.4,
-                   yerr=[np.std(v, ddof=1) if len(v) > 1 else 0 for v in values], capsize=3, label=precision.upper())
+        first = benchmarks[networks[0]]
+        series = [s for s in first.get("series_order", first["runs"]) if all(benchmarks[n]["runs"].get(s)
+                                                                             for n in networks)]
+        width = 0.8 / max(len(series), 1)
+        for i, name in enumerate(series):
+            values = [[r[key] / r["repeats"] for r in benchmarks[n]["runs"][name]] for n in networks]
+            ax.bar(np.arange(len(networks)) + (i - (len(series) - 1) / 2) * width, [np.mean(v) for v in values],
+                   width, yerr=[np.std(v, ddof=1) if len(v) > 1 else 0 for v in values], capsize=2, label=name)
         ax.set_xticks(range(len(networks)), networks, rotation=20)
         ax.set_ylabel(unit)
         ax.legend()
     source = {r["source"] for b in benchmarks.values() for runs in b["runs"].values() for r in runs}
-    fig.suptitle(f"FP32 vs AMP FP16 inference (energy source: {', '.join(sorted(source))})")
+    fig.suptitle(f"FP32 vs AMP FP16 inference, kernel and paper loops (energy source: {', '.join(sorted(source))})")
     return _save(fig, path)
 
 
@@ -189,19 +193,24 @@ def fp16_rows(networks: dict[str, dict[str, Any]], paper: dict[str, Any]) -> lis
     """Seed 000 Table 2's layout with this run's figures: per network and precision."""
     rows = []
     for network, bench in networks.items():
-        for precision in ("fp32", "fp16"):
-            summary = bench.get("summary", {}).get(precision)
+        for name in bench.get("series_order", bench["runs"]):
+            summary = bench.get("summary", {}).get(name)
             if not summary:
                 continue
-            worst = [abs(r["disagreement"]) for r in bench["runs"][precision] if r.get("disagreement") is not None]
-            ref = paper.get(network, {}).get(precision, {})
+            runs = bench["runs"][name]
+            worst = [abs(r["disagreement"]) for r in runs if r.get("disagreement") is not None]
+            zeus = [r["peers"]["zeus"]["energy_j"] / r["repeats"] for r in runs if "energy_j" in
+                    r.get("peers", {}).get("zeus", {})]
+            # the paper's FP32 ran PyTorch's default math: its Table 2 sits beside the paper loop's rows
+            ref = paper.get(network, {}).get(bench.get("paper_table_rows", {}).get(name), {})
             per_pass = bench.get("series_per_pass_j")
-            rows.append([network, precision.upper(), f"{summary['J per pass']:.3f}", f"{summary['J per pass net']:.3f}",
+            rows.append([network, name, f"{summary['J per pass']:.3f}", f"{summary['J per pass net']:.3f}",
                          f"{summary['mJ per image']:.4f}", f"{summary['images per J']:.1f}",
                          f"{summary['s per pass']:.4f}",
                          f"{per_pass:.3f}" if per_pass is not None else bench.get("series_error") or "—",
+                         f"{sum(zeus) / len(zeus):.3f}" if zeus else "—",
                          f"{100 * max(worst):.2f}" if worst else "—",
-                         bench.get("warmup_passes", {}).get(precision, "—"),
+                         bench.get("warmup_passes", {}).get(name, "—"),
                          ref.get("energy_wh", "—"), ref.get("time_s", "—")])
     return rows
 
@@ -312,21 +321,23 @@ def _fp16_section(report_dir: Path, paper_root: Path) -> tuple[tuple[str, str], 
                 json.loads(sample_path.read_text()) if sample_path.is_file() else None)
     fp16 = json.loads(fp16_path.read_text())
     png = plot_fp16_bars(fp16["networks"], report_dir / "fp16_energy_time.png")
-    energy = [r["energy_j"] / r["repeats"] for r in fp16["networks"]["resnet34"]["runs"]["fp32"]]
-    source = fp16["networks"]["resnet34"]["runs"]["fp32"][0]["source"]
+    network = "resnet34" if "resnet34" in fp16["networks"] else next(iter(fp16["networks"]))  # a stage cut short
+    fp32_runs = fp16["networks"][network]["runs"]["fp32"]
+    energy = [r["energy_j"] / r["repeats"] for r in fp32_runs]
+    source = fp32_runs[0]["source"]
     paper = load_paper_table("seed000-table2", paper_root)["data"]["networks"]
     rehearsal = " (CPU rehearsal: simulated NVML, not a measurement)" if fp16.get("rehearsal") else ""
     text = (f"Data: {fp16['data']}{rehearsal}"
             f"; NVML counter update period {1000 * fp16.get('update_period_s', float('nan')):.1f} ms.\n\n"
             + _md_table(fp16_rows(fp16["networks"], paper),
-                        ["network", "precision", "J/pass", "J/pass net", "mJ/image", "images/J", "s/pass",
-                         "CodeCarbon J/pass (series)", "polled vs counter max %", "warm-up passes",
+                        ["network", "series", "J/pass", "J/pass net", "mJ/image", "images/J", "s/pass",
+                         "CodeCarbon J/pass (series)", "Zeus J/pass", "polled vs counter max %", "warm-up passes",
                          "paper Wh", "paper s"])
             + f"\n\n![fp16]({png.name})")
     warnings = disagreement_warnings(fp16["networks"])
     if warnings:
         text += "\n\n**Warning — counter and polled power disagree:**\n\n" + "\n".join(f"- {w}" for w in warnings)
-    sample = {"label": "one ResNet-34 FP32 pass", "energy_j": sum(energy) / len(energy), "source": source}
+    sample = {"label": f"one {network} FP32 pass", "energy_j": sum(energy) / len(energy), "source": source}
     return ("FP32 vs FP16 inference (seed 000 Table 2)", text), sample
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from pathlib import Path
@@ -125,15 +126,19 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         if profile not in stored:
             raise CliError(f"no stored profile {profile!r} under {root}; stored: {', '.join(stored) or 'none'}")
     if args.run:
-        records = _run_records(Path(args.run))
+        records, run_provenance = _run_records(Path(args.run))
         this = f"run {args.run}"
     else:
         records = records_from_profile(BaselineStore(root, args.profile))
+        run_provenance = _stored_provenances(BaselineStore(root, args.profile), records)
+        run_provenance = next(iter(run_provenance.values()))[0] if len(run_provenance) == 1 else None
         this = f"profile {args.profile}"
     rows = compare_records(records, BaselineStore(root, against))
     print(f"{this} against baselines of {against}")
     print(tabulate([r.cells() for r in rows], headers=["claim", "case", "metric", "baseline", "this run", "change",
                                                        "verdict"]))
+    if run_provenance:
+        _print_environment_diff(_stored_provenances(BaselineStore(root, against), records), run_provenance, this)
     if args.paper:
         paper = paper_comparisons(records, root)
         print(f"\n{this} against the papers' tables (different hardware and data: context, not a gate)")
@@ -146,13 +151,40 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _run_records(path: Path):
-    """The claim records of a run's claims JSON, or an error naming the file and what is wrong."""
+    """The claim records of a run's claims JSON and its provenance, or an error naming the file and what is wrong."""
     from greenbench.harness.report import read_claims_file
 
-    records = [row.record for row in read_claims_file(path)["rows"] if row.record is not None]
+    run = read_claims_file(path)
+    records = [row.record for row in run["rows"] if row.record is not None]
     if not records:
         raise CliError(f"claims file {path} holds no claim records")
-    return records
+    return records, run.get("provenance")
+
+
+def _stored_provenances(store, records) -> dict[str, tuple[dict, list[str]]]:
+    """The distinct provenances of the runs that recorded these records' claims in `store`, each with its claims."""
+    found: dict[str, tuple[dict, list[str]]] = {}
+    for claim_id in sorted({r.claim_id for r in records}):
+        data = store.load(claim_id)
+        if data:
+            key = json.dumps(data["provenance"], sort_keys=True)
+            found.setdefault(key, (data["provenance"], []))[1].append(claim_id)
+    return found
+
+
+def _print_environment_diff(references: dict[str, tuple[dict, list[str]]], run: dict, this: str) -> None:
+    """What differs between each baseline's recording run and this one: the likely cause of a jump."""
+    from tabulate import tabulate
+
+    from greenbench.core.provenance import environment_diff
+
+    for reference, claims in references.values():
+        diff = environment_diff(reference, run)
+        print(f"\nenvironment of the baselines of {', '.join(claims)} (recorded {reference.get('date', '?')}) "
+              f"against {this}: " + (f"{len(diff)} differences" if diff else "the same"))
+        if diff:
+            print(tabulate([[k, "—" if a is None else a, "—" if b is None else b] for k, a, b in diff],
+                           headers=["field", "baseline", "this run"]))
 
 
 def _cmd_model(args: argparse.Namespace) -> int:

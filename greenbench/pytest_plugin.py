@@ -362,7 +362,6 @@ def save_artifact(request):
 
 NO_CUDA = "no CUDA device here: the GPU tier (pytest -m gpu) runs on a machine with an NVIDIA GPU"
 
-
 @pytest.fixture(scope="session")
 def gpu_tier():
     """The GPU tier's settings: a CUDA device, or the CPU rehearsal (GREENBENCH_GPU_REHEARSAL=1)."""
@@ -380,6 +379,8 @@ def cuda_device(gpu_tier) -> str:
 
     if not gpu_tier.rehearsal and not torch.cuda.is_available():
         pytest.skip(NO_CUDA)
+    if not gpu_tier.rehearsal and gpu_tier.cuda_index >= torch.cuda.device_count():
+        pytest.skip(f"{gpu_tier.device} does not exist here: {torch.cuda.device_count()} CUDA devices")
     return gpu_tier.device
 
 

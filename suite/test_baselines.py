@@ -136,6 +136,30 @@ def test_compare_cli_reads_a_run(tmp_path, capsys):
     assert "ok" in capsys.readouterr().out
 
 
+def test_compare_names_what_differs_between_the_baselines_environment_and_the_runs(tmp_path, capsys):
+    from greenbench.core.provenance import environment_diff
+
+    recorded = {"date": "2026-11-01", "profile": "cpu-old", "threads": "1",
+                "hardware": {"cpu_model": "EPYC 9654", "gpu": {"driver": "560.1", "power_limit_w": 700}},
+                "versions": {"torch": "2.11.0", "numpy": "2.4.6"}}
+    run = {**recorded, "date": "2026-12-01", "threads": "2",
+           "hardware": {"cpu_model": "EPYC 9654", "gpu": {"driver": "570.2", "power_limit_w": 700}},
+           "versions": {"torch": "2.13.0", "numpy": "2.4.6", "numba": "0.68.1"}}
+    assert environment_diff(recorded, run) == [("hardware.gpu.driver", "560.1", "570.2"), ("threads", "1", "2"),
+                                               ("versions.numba", None, "0.68.1"),
+                                               ("versions.torch", "2.11.0", "2.13.0")]  # never the date
+    assert environment_diff(recorded, recorded) == []
+    BaselineStore(tmp_path, "cpu-old").update(_record(10.0), "reproduced", recorded)
+    claims = tmp_path / "claims.json"
+    claims.write_text(json.dumps({"provenance": run, "rows": [
+        {"claim": "compression-8x", "source": "", "case": "test_x[a]", "verdict": "reproduced", "reason": "",
+         "record": _record(10.0).to_json()}]}))
+    assert cli.main(["compare", "--run", str(claims), "--against", "cpu-old", "--baseline-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "environment of the baselines of compression-8x (recorded 2026-11-01)" in out and "4 differences" in out
+    assert "versions.torch       2.11.0      2.13.0" in out and "hardware.gpu.driver  560.1       570.2" in out
+
+
 def test_profiles_name_the_machine_model_only_for_measured_energy():
     cpu = {"machine": "x86_64", "cpu_model": "AMD EPYC 9654 96-Core Processor", "gpu": None}
     assert hardware_profile(cpu) == "cpu-x86-64"  # deterministic numerics: shared by an architecture

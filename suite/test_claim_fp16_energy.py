@@ -16,7 +16,8 @@ On a measured source only (NVML's energy counter; estimates never gate): 10,000 
 batch 32 in five series (`greenbench.nn.fp16`): the paper's loop (its published code: DataLoader,
 per-batch copies and autocast) at the paper's FP32 (PyTorch's default math: TF32 convolutions) and
 FP16, and the kernel loop (data on the device) at true FP32 (TF32 off), default FP32 and FP16. Each
-series is warmed up until steady, then 10 interleaved runs, each in its own window (its minimum
+series is warmed up until steady, then interleaved runs (10 of each paper-loop series, as the paper;
+3 of each kernel-loop series), each in its own window (its minimum
 length chosen from the counter's measured update period, both ends aligned to counter ticks).
 - the paper loop's FP16 uses less energy than its FP32 for every network, and the 95 % bootstrap
   interval of the relative reduction excludes 0 for AlexNet, GoogLeNet, VGG-11 and ResNet-34; time
@@ -97,9 +98,9 @@ def benchmarks(gpu_meter, gpu_tier, cuda_device, benchmark_data, trained_network
                  else build_network(network, seed=0))
         series_meter, why_not = _optional_meter(lambda: CodeCarbonMeter(measure_power_secs=1.0))
         bench = benchmark_network(network, model, x, y, gpu_meter, cuda_device, runs=gpu_tier.fp16_runs,
-                                  min_window_s=gpu_meter.min_window_s, idle_seconds=gpu_tier.idle_seconds,
-                                  half_dtype=gpu_tier.half_dtype, series_meter=series_meter,
-                                  warmup_windows=gpu_tier.warmup_windows,
+                                  kernel_runs=gpu_tier.kernel_runs, min_window_s=gpu_meter.min_window_s,
+                                  idle_seconds=gpu_tier.idle_seconds, half_dtype=gpu_tier.half_dtype,
+                                  series_meter=series_meter, warmup_windows=gpu_tier.warmup_windows,
                                   peers={"zeus": zeus} if zeus else None)
         bench.series_error, bench.peer_unavailable = why_not, zeus_error
         return bench
@@ -115,6 +116,7 @@ def benchmarks(gpu_meter, gpu_tier, cuda_device, benchmark_data, trained_network
 
 def _inputs(benchmark_data, gpu_tier, gpu_meter, bench=None) -> dict:
     inputs = {"data": benchmark_data.name, "data_md5": benchmark_data.checksum, "runs": gpu_tier.fp16_runs,
+              "kernel_runs": gpu_tier.kernel_runs,
               "images": gpu_tier.test_images or len(benchmark_data.test_images),
               "min_window_s": gpu_meter.min_window_s, "counter_update_period_s": gpu_meter.update_period_s}
     if bench is not None:

@@ -26,11 +26,12 @@ def test_benchmark_interleaves_every_series_and_tags_estimates():
     x = torch.randn(64, 3, 32, 32)
     labels = np.zeros(64, dtype=np.int64)
     lines = []
-    bench = benchmark_network("lenet5", model, x, labels, CpuTimeEstimateMeter(), "cpu", runs=2, batch_size=32,
-                              min_window_s=0.01, idle_seconds=0.05, progress=lines.append, warmup_windows=2)
-    assert [len(bench.runs[s]) for s in SERIES] == [2] * len(SERIES)
+    bench = benchmark_network("lenet5", model, x, labels, CpuTimeEstimateMeter(), "cpu", runs=3, kernel_runs=2,
+                              batch_size=32, min_window_s=0.01, idle_seconds=0.05, progress=lines.append,
+                              warmup_windows=2)
+    assert [len(bench.runs[s]) for s in SERIES] == [2, 2, 2, 3, 3]  # the kernel loop's three, the paper loop's two
     order = [line.split(": ")[0].split()[-1] for line in lines]
-    assert order == [*SERIES, *SERIES[::-1]]  # drift cancels across pairs
+    assert order == [*SERIES, *SERIES[::-1], *SERIES[3:]]  # drift cancels across pairs
     assert bench.sources() == {ESTIMATED}
     assert bench.energy("fp32").shape == (2,) and np.all(bench.time("paper:fp16") > 0)
     assert bench.predictions["fp32"].shape == (64,) and bench.idle_power_w is not None

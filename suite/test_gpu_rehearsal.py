@@ -94,4 +94,27 @@ def test_rehearsal_switch_is_validated():
     with pytest.raises(ValueError, match="takes an integer in \\[2, 1000\\]"):
         gpu_tier_settings({"GREENBENCH_FP16_RUNS": "1"})
     real = gpu_tier_settings({})
-    assert real.device == "cuda:0" and real.fp16_runs == 10 and real.test_images is None and not real.describe()
+    worker = {"PYTEST_XDIST_WORKER": "gw3"}
+    assert gpu_tier_settings(worker).device == "cuda:3"  # one GPU per xdist worker, unless GREENBENCH_GPU says
+    assert gpu_tier_settings({**worker, "GREENBENCH_GPU": "1"}).device == "cuda:1"
+    assert real.device == "cuda:0" and real.fp16_runs == 10 and real.kernel_runs == 3
+    assert real.test_images is None and not real.describe()
+
+
+def test_each_stage_limit_follows_the_measured_period_pass_and_step():
+    from greenbench.harness.gpuprobe import STARTUP_S, Probe, budget_table, stage_budget
+
+    tier = gpu_tier_settings({})  # the real run's sizes: 10 paper-loop runs, 3 kernel-loop runs, 3 warm-ups
+    passes = {"lenet5": 0.2, "alexnet": 0.3, "googlenet": 0.8, "vgg11": 0.9, "resnet34": 1.5}
+    steps = {"resnet34": 0.01, "alexnet-mnist": 0.004}
+    budget = {b.stage: b for b in stage_budget(tier, Probe(0.1, 1.0, {}, 10_000, passes, steps), epochs=2,
+                                               train_images=60_000, test_images=10_000)}
+    windows = 2 * (1 + 3 + 10) + 3 * (1 + 3 + 3)  # two paper-loop series, three kernel-loop ones
+    # a window: the longer of the minimum window and a pass, plus two counter periods of ticks
+    assert budget["1-fp16-energy"].estimate_s == pytest.approx(5 * 2.0 + windows * (4 * 1.2 + 1.7))
+    # 2 epochs of 1,875 steps for 3 networks, then 2 validations of 12,000 and a test of 10,000 images each
+    assert budget["2a-train"].estimate_s == pytest.approx(3 * 2 * 1875 * 0.01 + 3.4 * (1.5 + 0.9 + 0.3))
+    slower = stage_budget(tier, Probe(0.25, 1.0, {}, 10_000, passes, steps), 2, 60_000, 10_000)
+    assert slower[0].estimate_s == pytest.approx(5 * 2.0 + windows * (4 * 1.5 + 2.0))  # a slower counter
+    assert all(b.limit_s >= 1.5 * b.estimate_s + STARTUP_S for b in budget.values())
+    assert "| total" in budget_table(list(budget.values()))

@@ -16,8 +16,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-LIBRARIES = ("greenbench", "numpy", "scipy", "torch", "onnx", "onnxruntime", "onnxruntime-gpu", "codecarbon",
-             "constriction", "nvidia-ml-py")
+LIBRARIES = ("greenbench", "numpy", "scipy", "torch", "numba", "onnx", "onnxruntime", "onnxruntime-gpu",
+             "codecarbon", "constriction", "nvidia-ml-py", "zeus")
 
 
 def library_versions() -> dict[str, str]:
@@ -52,10 +52,17 @@ def _gpu() -> dict[str, Any] | None:
         import pynvml
 
         pynvml.nvmlInit()
-        info["driver"] = pynvml.nvmlSystemGetDriverVersion()
-        pynvml.nvmlShutdown()
-    except Exception:  # noqa: BLE001 - the driver version is optional detail, NVML may be absent
-        info["driver"] = "unknown"
+    except Exception:  # noqa: BLE001 - NVML's details are optional, it may be absent
+        return {**info, "driver": "unknown"}
+    handle = pynvml.nvmlDeviceGetHandleByIndex(0)
+    for key, read in (("driver", pynvml.nvmlSystemGetDriverVersion),
+                      ("power_limit_w", lambda: pynvml.nvmlDeviceGetPowerManagementLimit(handle) / 1000),
+                      ("application_sm_clock_mhz", lambda: pynvml.nvmlDeviceGetApplicationsClock(handle, 1))):
+        try:
+            info[key] = read()
+        except Exception:  # noqa: BLE001 - a read NVML refuses (a VM) is left out, never a crash
+            info.setdefault(key, "unknown")
+    pynvml.nvmlShutdown()
     return info
 
 
@@ -97,8 +104,27 @@ def provenance(**extra: Any) -> dict[str, Any]:
         "profile": hardware_profile(),
         "hardware": hardware_fingerprint(),
         "versions": library_versions(),
+        "threads": os.environ.get("GREENBENCH_THREADS", "default"),
         **extra,
     }
+
+
+ENVIRONMENT_KEYS = ("hardware", "versions", "threads")  # what can explain a jump; not the date or the profile
+
+
+def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        return {k: v for key, item in value.items() for k, v in _flat(item, f"{prefix}{key}.").items()}
+    return {prefix.rstrip("."): value}
+
+
+def environment_diff(reference: dict[str, Any], run: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """(field, reference's, run's) for each environment field that differs between two provenances: CPU and GPU
+    model, driver, CUDA, library versions, thread count, power limit and clocks where recorded (None: absent)."""
+    ref = _flat({k: reference.get(k) for k in ENVIRONMENT_KEYS if k in reference})
+    new = _flat({k: run.get(k) for k in ENVIRONMENT_KEYS if k in run})
+    return [(key, ref.get(key), new.get(key)) for key in sorted(ref.keys() | new.keys())
+            if ref.get(key) != new.get(key)]
 
 
 def atomic_write_json(path: Path, payload: Any, sort_keys: bool = True) -> None:

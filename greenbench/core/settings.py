@@ -69,11 +69,13 @@ VARIABLES: dict[str, Variable] = {v.name: v for v in (
              "is matched by UUID or PCI bus id)", low=0, high=1023),
     Variable("GREENBENCH_SIMULATED_NVML", "text", "the rehearsal's simulated NVML: comma-separated faults "
              "(power-not-supported, power-1s-average, no-field-values, state-not-supported) and period=SECONDS"),
-    Variable("GREENBENCH_GPU_TEST_IMAGES", "int", "test images of the GPU tier (default: all; rehearsal 128)",
+    Variable("GREENBENCH_GPU_TEST_IMAGES", "int", "test images of the GPU tier (default: all; rehearsal 32)",
              low=1),
-    Variable("GREENBENCH_FP16_RUNS", "int", "runs per network and precision in fp16-energy (default 10)", low=2,
-             high=1000),
-    Variable("GREENBENCH_WINDOW_CAP_S", "float", "longest NVML measurement window, seconds (default 1.5)",
+    Variable("GREENBENCH_FP16_RUNS", "int", "runs per network of the paper loop's series in fp16-energy (default 10)",
+             low=2, high=1000),
+    Variable("GREENBENCH_KERNEL_RUNS", "int", "runs per network of the kernel loop's series in fp16-energy "
+             "(default 3)", low=2, high=1000),
+    Variable("GREENBENCH_WINDOW_CAP_S", "float", "longest NVML measurement window, seconds (default 1.0)",
              low=0.01, high=60),
     Variable("GREENBENCH_MNIST_EPOCHS", "int", "epochs of each mnist-energy training (default 2)", low=1, high=1000),
     Variable("GREENBENCH_MNIST_TRAININGS", "int", "trainings per network in mnist-energy (default 3)", low=2,

@@ -7,7 +7,8 @@ load) or `simulated` (the CPU rehearsal's stand-in NVML) — never mixed up.
 - `meter`: `Measurement`, the `EnergyMeter` base, `measure` (work repeated to a minimum window),
   `warm_up`, `idle_power`, `min_window_for`.
 - one module per backend: `nvml`, `simulated` (NVML's interface over CPU work), `rapl`, `codecarbon`,
-  `estimate`; `best` picks the most direct one this machine has.
+  `zeus` (Zeus's monitor, a peer beside NVML's windows), `estimate`; `best` picks the most direct one
+  this machine has.
 - `carbon`: seed 002's accounting, CO2 = E × CI; `gputier`: the GPU tier's settings and rehearsal.
 
 The public face is this package: the meters, `measure` and what a window returns.

@@ -63,7 +63,7 @@ class NvmlMeter(EnergyMeter):
             else "power-sampling"  # pre-Volta GPUs have no counter: polled power is integrated instead
         self.power_reading = ("instant (NVML_FI_DEV_POWER_INSTANT)" if self._instant_power_w() is not None
                               else "1-s average (nvmlDeviceGetPowerUsage)")
-        if self._power_w() is None and self.mode == "power-sampling":
+        if self.power_w() is None and self.mode == "power-sampling":
             raise MeterUnavailable(f"NVML gives this GPU neither an energy counter nor a power reading: "
                                    f"{self.faults}")
         # a polled-only energy integrates 1-s averages or sparse samples: an estimate, never a gate
@@ -92,7 +92,7 @@ class NvmlMeter(EnergyMeter):
             return value.value.uiVal / 1000.0  # mW
         return self._optional("instant power field", read)
 
-    def _power_w(self) -> float | None:
+    def power_w(self) -> float | None:
         """Power now (W): the instant field where the driver has it, else the 1-s average; None if neither."""
         if self.power_reading.startswith("instant"):
             power = self._instant_power_w()
@@ -139,7 +139,7 @@ class NvmlMeter(EnergyMeter):
         counter updating every 100–250 ms needs over a second for 5 intervals)."""
         max_seconds = check_seconds(max_seconds, "max_seconds")
         gaps = check_scalar(gaps, "gaps", int, low=1, high=1000)
-        read = self._counter_j if self.mode == "energy-counter" else self._power_w
+        read = self._counter_j if self.mode == "energy-counter" else self.power_w
         changes, last = [], read()
         deadline = self.clock() + max_seconds
         while len(changes) <= gaps and (now := self.clock()) < deadline:
@@ -155,7 +155,7 @@ class NvmlMeter(EnergyMeter):
 
     def _poll(self) -> None:
         while not self._stop.is_set():
-            power = self._power_w()
+            power = self.power_w()
             if power is not None:
                 self._samples.append((self.clock(), power))
             self._stop.wait(self.poll_interval_s)
@@ -192,13 +192,14 @@ class NvmlMeter(EnergyMeter):
         self.synchronize()
         state = self.device_state()
         t0, counter, aligned = self._counter_reading()
-        return t0, counter, aligned, state, self._power_w()
+        return t0, counter, aligned, state, self.power_w()
 
     def _measurement(self, start: tuple[float, float, bool, dict[str, float | None], float | None]) -> Measurement:
         self.synchronize()
+        work_done = self.clock()
         t1, counter_end, aligned_end = self._counter_reading()
         t0, counter_start, aligned_start, state_start, power_start = start
-        power_end = self._power_w()
+        power_end = self.power_w()
         inside = [sample for sample in list(self._samples) if t0 < sample[0] < t1]
         samples = ([(t0, power_start)] if power_start is not None else []) + inside \
             + ([(t1, power_end)] if power_end is not None else [])
@@ -211,6 +212,7 @@ class NvmlMeter(EnergyMeter):
                            samples, polled_energy_j=polled if self.mode == "energy-counter" else None,
                            device_state={"start": state_start, "end": self.device_state()},
                            notes={"aligned to counter ticks": aligned_start and aligned_end,
+                                  "idle tail s": t1 - work_done,  # waited for the end's tick: inside the window
                                   "power reading": self.power_reading,
                                   **({"unavailable": dict(self.faults)} if self.faults else {})})
 

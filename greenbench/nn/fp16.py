@@ -223,18 +223,21 @@ class NetworkBenchmark:
 
 
 def benchmark_network(network: str, model: nn.Module, inputs: torch.Tensor, labels: np.ndarray | None,
-                      meter: EnergyMeter, device: str, runs: int = 10, batch_size: int = 32,
+                      meter: EnergyMeter, device: str, runs: int = 10, kernel_runs: int | None = None,
+                      batch_size: int = 32,
                       min_window_s: float = MIN_WINDOW_S, idle_seconds: float = 2.0,
                       half_dtype: torch.dtype = torch.float16, series_meter: EnergyMeter | None = None,
                       series: tuple[str, ...] = SERIES, warmup_windows: int = 4,
                       peers: dict[str, EnergyMeter] | None = None,
                       progress: Callable[[str], None] | None = None) -> NetworkBenchmark:
     """Interleaved runs of every series over `inputs`, each run in its own measurement window (and in each peer
-    meter's window beside it)."""
+    meter's window beside it): `runs` of the paper loop's series, `kernel_runs` (default: `runs`) of the kernel
+    loop's."""
     import time
 
-    if runs < 1:
-        raise ValueError(f"runs must be ≥ 1, got {runs!r}")
+    kernel_runs = runs if kernel_runs is None else kernel_runs
+    if min(runs, kernel_runs) < 1:
+        raise ValueError(f"runs must be ≥ 1, got {runs!r} and {kernel_runs!r}")
     unknown = sorted(set(series) - set(SERIES))
     if unknown or not series:
         raise ValueError(f"unknown series {unknown}; choose among {SERIES}")
@@ -259,12 +262,15 @@ def benchmark_network(network: str, model: nn.Module, inputs: torch.Tensor, labe
     if series_meter is not None:
         series_meter.begin()
     try:
-        for run in range(runs):
+        for run in range(max(runs, kernel_runs)):
             for name in series if run % 2 == 0 else series[::-1]:
+                wanted = runs if name.startswith(PAPER) else kernel_runs
+                if run >= wanted:
+                    continue
                 m = measure(meter, work(name), min_window_s, peers)
                 result.runs[name].append(m)
                 if progress:
-                    progress(f"{network} run {run + 1}/{runs} {name}: {m.energy_per_repeat_j:.3f} J, "
+                    progress(f"{network} run {run + 1}/{wanted} {name}: {m.energy_per_repeat_j:.3f} J, "
                              f"{m.duration_per_repeat_s:.4f} s ({m.source})")
     finally:
         if series_meter is not None:

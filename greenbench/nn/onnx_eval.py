@@ -1,4 +1,5 @@
-"""ONNX export of a torch network and its evaluation with onnxruntime.
+"""ONNX export of a torch network and its evaluation with onnxruntime: on its CUDA execution provider
+where onnxruntime-gpu has one (a CUDA machine), else on the CPU; `providers()` says which.
 """
 
 from __future__ import annotations
@@ -28,13 +29,20 @@ def export_onnx(model: Any, input_shape: tuple[int, ...]) -> onnx.ModelProto:
     return load_onnx(buffer.getvalue())
 
 
+def providers() -> list[str]:
+    """onnxruntime's execution providers in the order sessions use them: CUDA first where it is available."""
+    import onnxruntime as ort
+
+    return [p for p in ("CUDAExecutionProvider",) if p in ort.get_available_providers()] + ["CPUExecutionProvider"]
+
+
 def session(proto: onnx.ModelProto, threads: int | None = None):
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads if threads is not None else setting("GREENBENCH_THREADS", 0)
     options.log_severity_level = 3
-    return ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(proto.SerializeToString(), options, providers=providers())
 
 
 def run_onnx(proto_or_session: Any, inputs: np.ndarray, batch_size: int = 500) -> np.ndarray:

@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from greenbench.core.settings import SettingError, check_environment
+from greenbench.core.settings import SettingError, check_environment, xdist_gpu
 from greenbench.harness.claims import (
     CLAIMS,
     CONTROL_FAILED,
@@ -34,6 +34,7 @@ from greenbench.harness.claims import (
     CONTROL_PASSED,
     ERROR,
     KNOWN,
+    MARKERS,
     NOT_REPRODUCED,
     NOT_RUN,
     REGRESSED,
@@ -77,12 +78,13 @@ def run_provenance(config: pytest.Config) -> dict:
 class ClaimCheck:
     """What a claim test uses: record the figures, compare them with the baseline, give the verdict."""
 
-    def __init__(self, request: pytest.FixtureRequest, claim_id: str, store, update: bool, rehearsal: bool = False):
+    def __init__(self, request: pytest.FixtureRequest, claim_id: str, store, update: bool, rehearsal: bool = False,
+                 suffix: str = ""):
         self.request, self.claim_id, self.store = request, claim_id, store
         self.rehearsal = rehearsal  # a GPU test rehearsed on the CPU: records figures, judges nothing
         self.update = update and not rehearsal
         callspec = getattr(request.node, "callspec", None)
-        self.case = f"{request.node.originalname}[{callspec.id}]" if callspec else request.node.name
+        self.case = (f"{request.node.originalname}[{callspec.id}]" if callspec else request.node.name) + suffix
         self.expected = (store.case(claim_id, self.case) or {}).get("outcome")
         self.given = False
 
@@ -154,16 +156,6 @@ class ClaimCheck:
         self.request.node.user_properties.extend([(RECORD_KEY, json.dumps(record.to_json())), (STATUS_KEY, status)])
 
 
-def _one_line(report: pytest.TestReport) -> str:
-    """The failure's exception and message, one line, its class without the module path."""
-    crash = getattr(report.longrepr, "reprcrash", None)
-    text = (crash.message if crash is not None else str(report.longrepr or "")).strip()
-    if not text:
-        return f"failed during {report.when}"
-    name, sep, rest = text.splitlines()[0].partition(": ")
-    return (name.rpartition(".")[2] + sep + rest)[:200] if " " not in name else text.splitlines()[0][:200]
-
-
 class ClaimsTable:
     """Collects claim rows from test reports (on the xdist controller too) and prints the table."""
 
@@ -176,10 +168,11 @@ class ClaimsTable:
         claim_id = props.get(CLAIM_ID_KEY)
         if claim_id is None:
             return
-        from greenbench.harness.report import ClaimRow
+        from greenbench.harness.report import ClaimRow, failure_line
 
-        row = self.rows.setdefault(report.nodeid, ClaimRow(claim_id, CLAIMS[claim_id].source,
-                                                           report.nodeid.split("::")[-1]))
+        worker = getattr(getattr(report, "node", None), "gateway", None)  # --dist each: every GPU runs every test
+        row = self.rows.setdefault((report.nodeid, getattr(worker, "id", "")),
+                                   ClaimRow(claim_id, CLAIMS[claim_id].source, report.nodeid.split("::")[-1]))
         if RECORD_KEY in props:
             row.record = ClaimRecord.from_json(json.loads(props[RECORD_KEY]))
             row.case = row.record.case
@@ -200,9 +193,13 @@ class ClaimsTable:
             row.verdict = status
             row.reason = "a metric regressed against the baseline" if status == REGRESSED else row.record.note
         elif report.failed:
-            row.verdict, row.reason = ERROR, f"{report.when}: {_one_line(report)}"
+            row.verdict, row.reason = ERROR, f"{report.when}: {failure_line(report.longrepr, report.when)}"
         elif report.when == "call":
             row.verdict = status or REPRODUCED
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node) -> None:  # xdist: workers see --dist as "no"; tell them
+        node.workerinput["greenbench_dist"] = self.config.option.dist
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node, error) -> None:  # xdist: a worker's GPU deselections
@@ -221,7 +218,7 @@ class ClaimsTable:
 
         for nodeid, claim_id, name in deselected:
             if claim_id:
-                self.rows[nodeid] = ClaimRow(claim_id, CLAIMS[claim_id].source, name, NOT_RUN, "no CUDA device")
+                self.rows[(nodeid, "")] = ClaimRow(claim_id, CLAIMS[claim_id].source, name, NOT_RUN, "no CUDA device")
         terminalreporter.write_sep("=", f"greenbench claims on {hardware_profile()}")
         terminalreporter.write_line(render_claims_table(self._sorted()))
         self._write_json()
@@ -240,8 +237,10 @@ class ClaimsTable:
 
 def _raised(report: pytest.TestReport, status: str) -> bool:
     """Whether the call failed with the verdict's own exception (not another error after the verdict)."""
+    from greenbench.harness.report import failure_line
+
     wanted = BaselineRegression if status == REGRESSED else ClaimNotReproduced
-    return _one_line(report).startswith(f"{wanted.__name__}:")
+    return failure_line(report.longrepr, report.when).startswith(f"{wanted.__name__}:")
 
 
 @pytest.hookimpl(wrapper=True)
@@ -257,15 +256,6 @@ def pytest_runtest_call(item: pytest.Item):
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and session.config.stash.get(_GPU_DESELECTED, []):
         session.exitstatus = pytest.ExitCode.OK  # only GPU tests were asked for and there is no GPU: a clean skip
-
-
-MARKERS = (
-    "gpu: needs a CUDA GPU; run the GPU tier with `pytest -m gpu` (GREENBENCH_GPU_REHEARSAL=1 rehearses it on a CPU)",
-    "slow: takes more than about 30 s on 2 cores; part of the default run unless deselected",
-    "nightly: long runs (full sweeps, all networks) for nightly CI: `pytest -m nightly`",
-    "claim(id): a test of a published claim; its outcome is a row of the claims table",
-    "property: a hypothesis property test",
-)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -297,7 +287,8 @@ def claim(request: pytest.FixtureRequest, baseline_root: Path) -> ClaimCheck:
     store = BaselineStore(baseline_root, hardware_profile(measured_energy=CLAIMS[claim_id].measures_energy,
                                                           on_gpu=on_gpu))
     rehearsal = on_gpu and rehearsal_requested()
-    check = ClaimCheck(request, claim_id, store, request.config.getoption("--update-baselines"), rehearsal)
+    check = ClaimCheck(request, claim_id, store, request.config.getoption("--update-baselines"), rehearsal,
+                       device_suffix(request.config) if on_gpu else "")
     if check.expected == NOT_REPRODUCED and not check.update and not rehearsal:
         request.applymarker(pytest.mark.xfail(
             strict=True, raises=ClaimNotReproduced,
@@ -351,7 +342,13 @@ def write_artifact(config: pytest.Config, name: str, payload) -> None:
 
     folder = config.getoption("--report-dir")
     if folder:
-        atomic_write_json(Path(folder) / name, payload)
+        gpu = device_suffix(config).replace("@cuda:", "-cuda")
+        atomic_write_json(Path(folder) / (Path(name).stem + gpu + Path(name).suffix), payload)
+
+
+def device_suffix(config: pytest.Config) -> str:
+    """Under `pytest -m gpu -n <gpus> --dist each` every GPU runs every test: "@cuda:N" keeps their cases apart."""
+    return f"@cuda:{xdist_gpu()}" if getattr(config, "workerinput", {}).get("greenbench_dist") == "each" else ""
 
 
 @pytest.fixture(scope="session")
@@ -361,6 +358,7 @@ def save_artifact(request):
 
 
 NO_CUDA = "no CUDA device here: the GPU tier (pytest -m gpu) runs on a machine with an NVIDIA GPU"
+
 
 @pytest.fixture(scope="session")
 def gpu_tier():
@@ -377,17 +375,15 @@ def gpu_tier():
 def cuda_device(gpu_tier) -> str:
     import torch
 
-    if not gpu_tier.rehearsal and not torch.cuda.is_available():
-        pytest.skip(NO_CUDA)
-    if not gpu_tier.rehearsal and gpu_tier.cuda_index >= torch.cuda.device_count():
-        pytest.skip(f"{gpu_tier.device} does not exist here: {torch.cuda.device_count()} CUDA devices")
+    if not gpu_tier.rehearsal and gpu_tier.cuda_index >= torch.cuda.device_count():  # no GPU, or not this one
+        pytest.skip(f"{gpu_tier.device} does not exist here ({torch.cuda.device_count()} CUDA devices)"
+                    if torch.cuda.is_available() else NO_CUDA)
     return gpu_tier.device
 
 
 @pytest.fixture(scope="session")
 def gpu_meter(cuda_device, gpu_tier):
-    """NVML's energy counter on the GPU under test (a measured source), a simulated one in a rehearsal,
-    or a skip saying why not. `meter.min_window_s` follows the counter's update period, measured here."""
+    """NVML's energy counter on the GPU under test, a simulated one in a rehearsal, or a skip saying why not."""
     from greenbench.energy.gputier import open_gpu_meter
     from greenbench.energy.meter import MeterUnavailable
 

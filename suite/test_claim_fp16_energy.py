@@ -102,7 +102,7 @@ def benchmarks(gpu_meter, gpu_tier, cuda_device, benchmark_data, trained_network
                                   idle_seconds=gpu_tier.idle_seconds, half_dtype=gpu_tier.half_dtype,
                                   series_meter=series_meter, warmup_windows=gpu_tier.warmup_windows,
                                   peers={"zeus": zeus} if zeus else None)
-        bench.series_error, bench.peer_unavailable = why_not, zeus_error
+        bench.series_error, bench.peer_unavailable = why_not or bench.series_error, zeus_error
         return bench
 
     def save(done):

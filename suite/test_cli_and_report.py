@@ -76,3 +76,15 @@ def test_report_from_a_run(tmp_path):
     assert "| lenet5" in text and "13.29" in text and "CaffeNet" in text  # ours beside thesis Table 3.10
     assert "rate_accuracy_lenet5.png" in text and (tmp_path / "rate_accuracy_lenet5.png").stat().st_size > 1000
     assert (tmp_path / "fp16_energy_time.png").is_file() and "**measured**" in text and "NOR" in text
+
+
+def test_identical_gpus_spread_per_network_and_series():
+    from greenbench.harness.report import gpu_spread_rows
+
+    def bench(j):
+        return {"lenet5": {"series_order": ["fp32", "fp16"], "runs": {"fp32": [], "fp16": []},
+                           "summary": {"fp32": {"J per pass": j}, "fp16": {"J per pass": j / 2}}}}
+
+    rows, headers = gpu_spread_rows({"cuda0": bench(9.0), "cuda1": bench(11.0)})
+    assert headers == ["network", "series", "cuda0", "cuda1", "spread"]
+    assert rows == [["lenet5", "fp32", "9.000", "11.000", "20.00 %"], ["lenet5", "fp16", "4.500", "5.500", "20.00 %"]]

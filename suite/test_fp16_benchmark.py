@@ -42,6 +42,30 @@ def test_benchmark_interleaves_every_series_and_tags_estimates():
         benchmark_network("lenet5", model, x, labels, CpuTimeEstimateMeter(), "cpu", series=("fp8",))
 
 
+class _BrokenMeter(CpuTimeEstimateMeter):
+    def __init__(self, fails_in: str):
+        super().__init__()
+        self.fails_in = fails_in
+
+    def _start_reading(self):
+        if self.fails_in == "begin":
+            raise RuntimeError("tracker could not start")
+        return super()._start_reading()
+
+    def _measurement(self, start):
+        raise RuntimeError("tracker lost its data")
+
+
+@pytest.mark.parametrize("fails_in", ["begin", "end"])
+def test_a_failing_series_meter_empties_its_column_not_the_benchmark(fails_in):
+    bench = benchmark_network("lenet5", build_network("lenet5", seed=0), torch.randn(8, 3, 32, 32), None,
+                              CpuTimeEstimateMeter(), "cpu", runs=2, min_window_s=0.0, idle_seconds=0.0,
+                              warmup_windows=2, series=("fp32",), series_meter=_BrokenMeter(fails_in))
+    assert len(bench.runs["fp32"]) == 2 and bench.series is None
+    assert bench.series_error == ("RuntimeError: tracker could not start" if fails_in == "begin"
+                                  else "RuntimeError: tracker lost its data")
+
+
 def test_math_modes_set_tf32_as_named_and_restore_the_flags():
     cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
     before = (cudnn.allow_tf32, matmul.allow_tf32, cudnn.deterministic, cudnn.benchmark)

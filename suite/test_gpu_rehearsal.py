@@ -118,3 +118,24 @@ def test_each_stage_limit_follows_the_measured_period_pass_and_step():
     assert slower[0].estimate_s == pytest.approx(5 * 2.0 + windows * (4 * 1.5 + 2.0))  # a slower counter
     assert all(b.limit_s >= 1.5 * b.estimate_s + STARTUP_S for b in budget.values())
     assert "| total" in budget_table(list(budget.values()))
+
+
+@pytest.mark.nightly  # ~20 s: two workers benchmark two networks each
+def test_every_gpu_of_a_node_runs_every_test_and_the_report_gives_their_spread(tmp_path, fashion_mnist):
+    """`pytest -m gpu -n <gpus> --dist each`: worker gwN on cuda:N, cases kept apart, one artifact per GPU."""
+    from greenbench.harness.report import build_report
+
+    env = {**os.environ, REHEARSAL_ENV: "1", "GREENBENCH_GPU_TEST_IMAGES": "8"}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-m", "gpu", "-n", "2", "--dist", "each", "-q",
+                           "-p", "no:cacheprovider", f"--claims-json={tmp_path / 'claims.json'}",
+                           f"--report-dir={tmp_path}", "-k", "resnet34_energy_reduction or lenet5",
+                           "suite/test_claim_fp16_energy.py"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:]
+    cases = sorted(row["case"] for row in json.loads((tmp_path / "claims.json").read_text())["rows"])
+    assert cases[:2] == ["test_fp16_reduces_energy_and_time[lenet5-energy]@cuda:0",
+                         "test_fp16_reduces_energy_and_time[lenet5-energy]@cuda:1"] and len(cases) == 6
+    assert sorted(p.name for p in tmp_path.glob("fp16_benchmark*.json")) == ["fp16_benchmark-cuda0.json",
+                                                                              "fp16_benchmark-cuda1.json"]
+    text = build_report(tmp_path, ROOT / "baselines").read_text()
+    assert "Identical GPUs of one node" in text and "| resnet34  | paper:fp16" in text

@@ -109,3 +109,9 @@ def check_environment(environ: Mapping[str, str] | None = None) -> None:
         if name not in VARIABLES:
             raise SettingError(f"{name} is not a greenbench variable (a typo?); known: {', '.join(VARIABLES)}")
         setting(name, environ=environ)
+
+
+def xdist_gpu(environ: Mapping[str, str] | None = None) -> int:
+    """`pytest -m gpu -n <gpus>`: xdist worker gwN takes CUDA device N (0 outside xdist)."""
+    worker = (os.environ if environ is None else environ).get("PYTEST_XDIST_WORKER", "")
+    return int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0

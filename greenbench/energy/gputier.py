@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from greenbench.core.settings import setting
+from greenbench.core.settings import setting, xdist_gpu
 
 REHEARSAL_ENV = "GREENBENCH_GPU_REHEARSAL"
 WARMUP_WINDOWS = 3  # of the measuring windows' length, at least 2: steady within 2–3 on a GPU
@@ -82,14 +82,6 @@ class GpuTierSettings:
                                    test_labels=dataset.test_labels[part])
 
 
-def _xdist_gpu(environ: Mapping[str, str] | None) -> int:
-    """`pytest -m gpu -n <gpus>`: xdist worker gwN takes CUDA device N (0 outside xdist)."""
-    import os
-
-    worker = (os.environ if environ is None else environ).get("PYTEST_XDIST_WORKER", "")
-    return int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
-
-
 def gpu_tier_settings(environ: Mapping[str, str] | None = None) -> GpuTierSettings:
     """The tier's sizes from the environment (core.settings validates each), defaults by mode."""
     def get(name: str, default):
@@ -103,7 +95,7 @@ def gpu_tier_settings(environ: Mapping[str, str] | None = None) -> GpuTierSettin
             mnist_epochs=get("MNIST_EPOCHS", 1), mnist_trainings=get("MNIST_TRAININGS", 2),
             mnist_train_limit=get("MNIST_TRAIN_LIMIT", 256))
     return GpuTierSettings(
-        rehearsal=False, device=f"cuda:{get('GPU', _xdist_gpu(environ))}", test_images=get("GPU_TEST_IMAGES", None),
+        rehearsal=False, device=f"cuda:{get('GPU', xdist_gpu(environ))}", test_images=get("GPU_TEST_IMAGES", None),
         fp16_runs=get("FP16_RUNS", 10), kernel_runs=get("KERNEL_RUNS", 3), half_dtype=torch.float16,
         window_floor_s=0.5, window_cap_s=get("WINDOW_CAP_S", WINDOW_CAP_S), idle_seconds=2.0,
         warmup_windows=WARMUP_WINDOWS, mnist_epochs=get("MNIST_EPOCHS", 2),

@@ -174,3 +174,12 @@ class ClaimRecord:
         metrics = {k: Metric(**v) for k, v in data.get("metrics", {}).items()}
         return cls(**{**data, "metrics": metrics})
 
+
+# the markers the pytest plugin registers
+MARKERS = (
+    "gpu: needs a CUDA GPU; run the GPU tier with `pytest -m gpu` (GREENBENCH_GPU_REHEARSAL=1 rehearses it on a CPU)",
+    "slow: takes more than about 30 s on 2 cores; part of the default run unless deselected",
+    "nightly: long runs (full sweeps, all networks) for nightly CI: `pytest -m nightly`",
+    "claim(id): a test of a published claim; its outcome is a row of the claims table",
+    "property: a hypothesis property test",
+)

@@ -215,6 +215,20 @@ def fp16_rows(networks: dict[str, dict[str, Any]], paper: dict[str, Any]) -> lis
     return rows
 
 
+def gpu_spread_rows(runs: dict[str, dict[str, Any]]) -> tuple[list[list[Any]], list[str]]:
+    """Per network and series: each GPU's mean J per pass and their spread, (rows, headers)."""
+    gpus = list(runs)
+    rows = []
+    for network, bench in runs[gpus[0]].items():
+        for name in bench.get("series_order", bench["runs"]):
+            means = [runs[g].get(network, {}).get("summary", {}).get(name, {}).get("J per pass") for g in gpus]
+            if None in means:
+                continue
+            spread = (max(means) - min(means)) / (sum(means) / len(means))
+            rows.append([network, name, *(f"{m:.3f}" for m in means), f"{100 * spread:.2f} %"])
+    return rows, ["network", "series", *gpus, "spread"]
+
+
 def disagreement_warnings(networks: dict[str, dict[str, Any]]) -> list[str]:
     """Windows whose polled-power energy is far from the counter's: shown, never silently averaged."""
     out = []
@@ -226,6 +240,16 @@ def disagreement_warnings(networks: dict[str, dict[str, Any]]) -> list[str]:
                 out.append(f"{network} {precision}: {len(bad)} of {len(runs)} windows off by up to "
                            f"{100 * max(bad, key=abs):+.1f} %")
     return out
+
+
+def failure_line(longrepr: Any, when: str) -> str:
+    """The failure's exception and message, one line, its class without the module path."""
+    crash = getattr(longrepr, "reprcrash", None)
+    text = (crash.message if crash is not None else str(longrepr or "")).strip()
+    if not text:
+        return f"failed during {when}"
+    name, sep, rest = text.splitlines()[0].partition(": ")
+    return (name.rpartition(".")[2] + sep + rest)[:200] if " " not in name else text.splitlines()[0][:200]
 
 
 class ClaimsFileError(ValueError):
@@ -314,7 +338,8 @@ def _fp16_section(report_dir: Path, paper_root: Path) -> tuple[tuple[str, str], 
     """The FP16 section and the energy sample the carbon section converts (None without one)."""
     from greenbench.harness.baselines import load_paper_table
 
-    fp16_path = report_dir / "fp16_benchmark.json"
+    per_gpu = sorted(report_dir.glob("fp16_benchmark-cuda*.json"))  # pytest -m gpu -n <gpus> --dist each
+    fp16_path = report_dir / "fp16_benchmark.json" if not per_gpu else per_gpu[0]
     if not fp16_path.is_file():
         sample_path = report_dir / "energy_sample.json"
         return (("FP32 vs FP16 inference", "Not run here: the FP16 energy claims need a CUDA GPU (`pytest -m gpu`)."),
@@ -334,6 +359,9 @@ def _fp16_section(report_dir: Path, paper_root: Path) -> tuple[tuple[str, str], 
                          "CodeCarbon J/pass (series)", "Zeus J/pass", "polled vs counter max %", "warm-up passes",
                          "paper Wh", "paper s"])
             + f"\n\n![fp16]({png.name})")
+    if len(per_gpu) > 1:
+        text += "\n\nIdentical GPUs of one node, J per pass (spread: (max − min) / mean):\n\n" + _md_table(
+            *gpu_spread_rows({p.stem.rpartition("-")[2]: json.loads(p.read_text())["networks"] for p in per_gpu}))
     warnings = disagreement_warnings(fp16["networks"])
     if warnings:
         text += "\n\n**Warning — counter and polled power disagree:**\n\n" + "\n".join(f"- {w}" for w in warnings)

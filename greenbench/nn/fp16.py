@@ -259,8 +259,16 @@ def benchmark_network(network: str, model: nn.Module, inputs: torch.Tensor, labe
         result.predictions[name] = work(name)().cpu().numpy()
         result.warmup_passes[name] = len(warm_up(meter, work(name), min_window_s=min_window_s,
                                                  max_passes=warmup_windows))
+    def series_failed(exc: Exception) -> None:  # CodeCarbon failing empties its column, never the benchmark
+        result.series_error = f"{type(exc).__name__}: {exc}"
+
+    series_open = False
     if series_meter is not None:
-        series_meter.begin()
+        try:
+            series_meter.begin()
+            series_open = True
+        except Exception as exc:
+            series_failed(exc)
     try:
         for run in range(max(runs, kernel_runs)):
             for name in series if run % 2 == 0 else series[::-1]:
@@ -273,7 +281,10 @@ def benchmark_network(network: str, model: nn.Module, inputs: torch.Tensor, labe
                     progress(f"{network} run {run + 1}/{wanted} {name}: {m.energy_per_repeat_j:.3f} J, "
                              f"{m.duration_per_repeat_s:.4f} s ({m.source})")
     finally:
-        if series_meter is not None:
-            result.series = series_meter.end()
+        if series_open:
+            try:
+                result.series = series_meter.end()
+            except Exception as exc:
+                series_failed(exc)
         result.seconds = time.perf_counter() - started
     return result

@@ -59,6 +59,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--update-baselines", action="store_true",
                     help="store this run's claim figures as the baselines of this hardware profile")
     group.addoption("--claims-json", default=None, help="also write the claims table rows to this JSON file")
+    group.addoption("--history", default=None, help="record this run as a new file under DIR/<profile>/ "
+                    "(greenbench history; greenbench compare --history)")
     group.addoption("--report-dir", default=None,
                     help="write the runs' artifacts (rate–accuracy points, FP16 benchmarks) here for the report")
 
@@ -135,7 +137,8 @@ class ClaimCheck:
             record.baseline = "updated"
         elif comparisons:
             worst = [c for c in comparisons if c.status != "ok"]
-            record.baseline = "; ".join(f"{c.name} {c.status}" for c in worst) or "matches"
+            record.baseline = "; ".join(f"{c.name} {c.status}" + (f": {c.note}" if c.note else "")
+                                        for c in worst) or "matches"
         regressions = [c for c in comparisons if c.failed and not self.update]
         self._report(record, REGRESSED if regressions else outcome)
         if regressions:
@@ -177,7 +180,7 @@ class ClaimsTable:
             row.record = ClaimRecord.from_json(json.loads(props[RECORD_KEY]))
             row.case = row.record.case
         if report.when == "teardown":  # the row is final: on disk now, so a killed run keeps it
-            self._write_json()
+            self._publish(final=False)
             if not report.failed:
                 return
         status = props.get(STATUS_KEY)
@@ -194,8 +197,9 @@ class ClaimsTable:
             row.reason = "a metric regressed against the baseline" if status == REGRESSED else row.record.note
         elif report.failed:
             row.verdict, row.reason = ERROR, f"{report.when}: {failure_line(report.longrepr, report.when)}"
-        elif report.when == "call":
+        elif report.when == "call":  # a regression acknowledged as known is a warning, said in the verdict
             row.verdict = status or REPRODUCED
+            row.reason = row.record.baseline if row.record and "acknowledged" in row.record.baseline else ""
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node) -> None:  # xdist: workers see --dist as "no"; tell them
@@ -221,18 +225,17 @@ class ClaimsTable:
                 self.rows[(nodeid, "")] = ClaimRow(claim_id, CLAIMS[claim_id].source, name, NOT_RUN, "no CUDA device")
         terminalreporter.write_sep("=", f"greenbench claims on {hardware_profile()}")
         terminalreporter.write_line(render_claims_table(self._sorted()))
-        self._write_json()
+        if recorded := self._publish(final=True):
+            terminalreporter.write_line(f"greenbench: run recorded in {recorded}")
 
     def _sorted(self) -> list:
         return sorted(self.rows.values(), key=lambda r: (list(CLAIMS).index(r.claim_id), r.case))
 
-    def _write_json(self) -> None:  # the rows so far, atomically: a run stopped at any point leaves a whole file
-        from greenbench.core.provenance import atomic_write_json
+    def _publish(self, final: bool):  # --claims-json atomically as rows end; --history, the step summary at the end
+        from greenbench.harness.exports import publish_run
 
-        if self.config.getoption("--claims-json") and self.rows:
-            atomic_write_json(Path(self.config.getoption("--claims-json")), {
-                "provenance": run_provenance(self.config), "rows": [r.to_json() for r in self._sorted()]},
-                sort_keys=False)
+        return publish_run(self._sorted(), lambda: run_provenance(self.config), self.config.getoption("--claims-json"),
+                           self.config.getoption("--history"), self.config.rootpath, final)
 
 
 def _raised(report: pytest.TestReport, status: str) -> bool:

@@ -9,6 +9,7 @@ comes from an environment variable.
 from __future__ import annotations
 
 import json
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -62,7 +63,7 @@ def run_claim(project, monkeypatch):
     return run, stored
 
 
-def test_claim_lifecycle(run_claim, tmp_path):
+def test_claim_lifecycle(run_claim, project, tmp_path, monkeypatch):
     run, stored = run_claim
     out = tmp_path / "claims.json"
 
@@ -100,7 +101,29 @@ def test_claim_lifecycle(run_claim, tmp_path):
                                     "*figure regressed*regressed: a metric regressed*"])
     assert stored()["metrics"]["figure"]["value"] == 2.0  # a run without --update-baselines writes nothing
 
-    run(2.01).assert_outcomes(passed=1)  # within the spread: no regression
+    # a known regression acknowledged until a date: a warning in the table, never a silent pass or a failure
+    (project.path / "baselines" / hardware_profile() / "acknowledged.json").write_text(json.dumps({
+        "schema": "greenbench-acknowledged/1", "entries": [{"claim": "figure-at-least-1", "case": "test_figure",
+                                                            "metric": "figure", "reason": "slower driver, issue 7",
+                                                            "until_date": "2999-01-01"}]}))
+    acknowledged = run(1.5, f"--claims-json={out}")
+    acknowledged.assert_outcomes(passed=1)
+    acknowledged.stdout.fnmatch_lines(["*figure acknowledged: slower*reproduced: figure acknowledged*"])
+    assert json.loads(out.read_text())["rows"][0]["reason"] == \
+        "figure acknowledged: slower driver, issue 7 (until 2999-01-01)"
+
+    # within the spread: no regression; the run recorded in a history, its rows in JUnit XML and GitHub's summary
+    summary, junit, history = tmp_path / "summary.md", tmp_path / "junit.xml", tmp_path / "history"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    last = run(2.01, f"--junitxml={junit}", f"--history={history}")
+    last.assert_outcomes(passed=1)
+    last.stdout.fnmatch_lines(["greenbench: run recorded in *history*"])
+    assert "### greenbench claims" in summary.read_text() and "| figure-at-least-1" in summary.read_text()
+    properties = {p.get("name"): p.get("value") for p in ET.parse(junit).iter("property")}
+    assert properties["greenbench.status"] == "reproduced"
+    assert json.loads(properties["greenbench.claim"])["measured"] == {"figure": 2.01}
+    (recorded,) = history.glob("*/*.json")
+    assert json.loads(recorded.read_text())["run"]["rows"][0]["record"]["metrics"]["figure"]["value"] == 2.01
 
 
 def test_a_baseline_that_cannot_be_stored_is_an_error_that_keeps_its_figure(run_claim, project, tmp_path):

@@ -1,5 +1,6 @@
-"""The product: claims and their records (`claims`), schema-checked, machine-tagged baselines and the
-regression gate (`baselines`), the claims table, report and plots (`report`), and the common checks
+"""The product: claims and their records (`claims`), schema-checked, machine-tagged baselines, their
+acknowledgements and the regression gate (`baselines`), the run history and its windowed gate
+(`history`), what CI dashboards read (`exports`), the claims table, report and plots (`report`), and the common checks
 every quantizer — the suite's own and a user's — is held to (`checks`), and the GPU tier's environment
 probe and stage budget (`gpuprobe`).
 

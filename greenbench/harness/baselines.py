@@ -12,6 +12,8 @@ worse direction by more than 3 combined spreads (the baseline's and this run's).
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
 import fcntl
 import json
 import math
@@ -123,6 +125,44 @@ def load_paper_table(name: str, root: Path) -> dict[str, Any]:
 
 FAILING_STATUSES = ("regressed", "changed")  # what fails the gate
 
+# baselines/<profile>/acknowledged.json: known regressions, a warning until a date or a commit, never a silent pass
+ACKNOWLEDGED = "acknowledged.json"
+ACKNOWLEDGED_SCHEMA = {
+    "type": "object",
+    "required": ["schema", "entries"],
+    "additionalProperties": False,
+    "properties": {
+        "schema": {"const": "greenbench-acknowledged/1"},
+        "entries": {"type": "array", "items": {
+            "type": "object", "required": ["claim", "case", "metric", "reason"], "additionalProperties": False,
+            "properties": {"claim": {"type": "string", "minLength": 1}, "case": {"type": "string", "minLength": 1},
+                           "metric": {"type": "string", "minLength": 1}, "reason": {"type": "string", "minLength": 1},
+                           "until_date": {"type": "string", "format": "date",
+                                          "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"},
+                           "until_commit": {"type": "string", "pattern": "^[0-9a-f]{7,40}$"}},
+            "anyOf": [{"required": ["until_date"]}, {"required": ["until_commit"]}]}},
+    },
+}
+
+
+def load_acknowledgements(path: Path) -> list[dict[str, Any]]:
+    """The entries of an acknowledgement file (none when it is absent), schema-checked."""
+    return _load_validated(path, ACKNOWLEDGED_SCHEMA)["entries"] if Path(path).is_file() else []
+
+
+def acknowledgement_active(entry: dict[str, Any], root: Path, today: datetime.date | None = None) -> bool:
+    """Before its until-date, or while its until-commit is not yet in the checkout's history."""
+    if "until_date" in entry:
+        return (today or datetime.date.today()) <= datetime.date.fromisoformat(entry["until_date"])
+    import subprocess
+
+    try:
+        done = subprocess.run(["git", "merge-base", "--is-ancestor", entry["until_commit"], "HEAD"], cwd=root,
+                              capture_output=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return True  # no git to tell: the warning stays, which is the safe side
+    return done.returncode != 0
+
 
 @dataclass(frozen=True)
 class Comparison:
@@ -132,7 +172,8 @@ class Comparison:
     baseline: float | None
     measured: float
     spread: float  # combined spread used by the gate
-    status: str  # "ok", "improved", "regressed", "changed", "missing"
+    status: str  # "ok", "improved", "regressed", "changed", "missing", "acknowledged"
+    note: str = ""  # an acknowledgement's reason
 
     @property
     def failed(self) -> bool:
@@ -164,6 +205,7 @@ class BaselineStore:
     def __init__(self, root: Path, profile: str):
         self.root = Path(root)
         self.profile = profile
+        self._acknowledgements: list[dict[str, Any]] | None = None  # read on the first failing comparison
 
     def path(self, claim_id: str) -> Path:
         return self.root / self.profile / f"{claim_id}.json"
@@ -183,9 +225,26 @@ class BaselineStore:
         return None if data is None else data["cases"].get(case)
 
     def compare(self, record: ClaimRecord) -> list[Comparison]:
+        """Each metric against its baseline; a failing one acknowledged in `acknowledged.json` is a warning."""
         stored = self.case(record.claim_id, record.case)
         metrics = stored["metrics"] if stored else {}
-        return [compare_metric(name, m, metrics.get(name)) for name, m in record.metrics.items()]
+        out = []
+        for name, m in record.metrics.items():
+            c = compare_metric(name, m, metrics.get(name))
+            reason = self.acknowledged(record.claim_id, record.case, name) if c.failed else None
+            out.append(dataclasses.replace(c, status="acknowledged", note=reason) if reason else c)
+        return out
+
+    def acknowledged(self, claim_id: str, case: str, metric: str) -> str | None:
+        """Why a regression of this metric is known and accepted (with until when), or None."""
+        if self._acknowledgements is None:
+            self._acknowledgements = load_acknowledgements(self.root / self.profile / ACKNOWLEDGED)
+        for entry in self._acknowledgements:
+            if (entry["claim"], entry["case"], entry["metric"]) == (claim_id, case, metric) and \
+                    acknowledgement_active(entry, self.root):
+                until = entry.get("until_date") or f"commit {entry.get('until_commit')}"
+                return f"{entry['reason']} (until {until})"
+        return None
 
     def update(self, record: ClaimRecord, outcome: str, run_provenance: dict[str, Any] | None = None) -> Path:
         """Store this record as the profile's baseline for its case; other cases are kept.
@@ -214,6 +273,10 @@ class BaselineStore:
             jsonschema.validate(data, BASELINE_SCHEMA)  # never write what we could not read back
             atomic_write_json(path, data)
         return path
+
+    def claim_ids(self) -> list[str]:
+        """The claims stored for this profile (users' claims too)."""
+        return sorted(p.stem for p in (self.root / self.profile).glob("*.json") if p.name != ACKNOWLEDGED)
 
     def profiles(self) -> list[str]:
         return sorted(p.name for p in self.root.iterdir() if p.is_dir() and p.name != "paper") \
@@ -252,7 +315,8 @@ def compare_records(records: list[ClaimRecord], store: BaselineStore) -> list[Co
     rows = []
     for record in records:
         for c in store.compare(record):
-            rows.append(CompareRow(record.claim_id, record.case, c.name, c.baseline, c.measured, c.status))
+            rows.append(CompareRow(record.claim_id, record.case, c.name, c.baseline, c.measured,
+                                   f"{c.status}: {c.note}" if c.note else c.status))
     return rows
 
 
@@ -262,7 +326,7 @@ def records_from_profile(store: BaselineStore) -> list[ClaimRecord]:
         have = ", ".join(store.profiles())
         raise BaselineError(f"no stored profile {store.profile!r} under {store.root}; have: {have}")
     records = []
-    for claim_id in sorted(p.stem for p in (store.root / store.profile).glob("*.json")):  # users' claims too
+    for claim_id in store.claim_ids():
         data = store.load(claim_id)
         for case, stored in (data or {}).get("cases", {}).items():
             metrics = {k: Metric(v["value"], v["spread"], v.get("better"), v.get("unit", ""))
@@ -304,3 +368,33 @@ def paper_comparisons(records: list[ClaimRecord], root: Path) -> list[CompareRow
             if ref is not None:
                 rows.append(CompareRow(record.claim_id, record.case, name, ref[0], metric.value, ref[1]))
     return rows
+
+
+# --------------------------------------------------------------------------- what changed around a jump
+
+def stored_provenances(store: BaselineStore, records: list[ClaimRecord]) -> dict[str, tuple[dict, list[str]]]:
+    """The distinct provenances of the runs that recorded these records' claims in `store`, each with its claims."""
+    found: dict[str, tuple[dict, list[str]]] = {}
+    for claim_id in sorted({r.claim_id for r in records}):
+        data = store.load(claim_id)
+        if data:
+            key = json.dumps(data["provenance"], sort_keys=True)
+            found.setdefault(key, (data["provenance"], []))[1].append(claim_id)
+    return found
+
+
+def environment_report(references: dict[str, tuple[dict, list[str]]], run: dict, this: str) -> str:
+    """What differs between each reference's recording run and this one: the likely cause of a jump."""
+    from tabulate import tabulate
+
+    from greenbench.core.provenance import environment_diff
+
+    parts = []
+    for reference, claims in references.values():
+        diff = environment_diff(reference, run)
+        parts.append(f"\nenvironment of the baselines of {', '.join(claims)} (recorded {reference.get('date', '?')}) "
+                     f"against {this}: " + (f"{len(diff)} differences" if diff else "the same"))
+        if diff:
+            parts.append(tabulate([[k, "—" if a is None else a, "—" if b is None else b] for k, a, b in diff],
+                                  headers=["field", "baseline", "this run"]))
+    return "\n".join(parts)

@@ -92,7 +92,7 @@ def write_markdown_report(path: Path, title: str, sections: Sequence[tuple[str, 
 
 # --------------------------------------------------------------------------- plots
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display
@@ -101,12 +101,12 @@ def _pyplot():
     return plt
 
 
-def _save(fig, path: Path) -> Path:
+def save_figure(fig, path: Path) -> Path:
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return path
 
 
@@ -114,7 +114,7 @@ def plot_rate_curves(points: Sequence[dict[str, Any]], y: Callable[[dict[str, An
                      title: str, path: Path, reference: tuple[float, str] | None = None,
                      threshold: tuple[float, str] | None = None, ylim: tuple[float, float] | None = None) -> Path:
     """A figure per quantizer family against entropy (bits/weight), with optional reference and threshold lines."""
-    fig, ax = _pyplot().subplots(figsize=(7, 4.5))
+    fig, ax = pyplot().subplots(figsize=(7, 4.5))
     for family in sorted({p["family"] for p in points}):
         pts = sorted((p for p in points if p["family"] == family), key=lambda p: p["entropy"])
         ax.plot([p["entropy"] for p in pts], [y(p) for p in pts], marker="o", ms=3, label=family)
@@ -128,7 +128,7 @@ def plot_rate_curves(points: Sequence[dict[str, Any]], y: Callable[[dict[str, An
         ax.set_ylim(*ylim)
     ax.set_title(title)
     ax.legend(fontsize=7, ncol=2)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_rate_accuracy(points: Sequence[dict[str, Any]], original_top1: float, budget_pp: float, title: str,
@@ -145,7 +145,7 @@ def plot_fp16_bars(benchmarks: dict[str, dict[str, Any]], path: Path) -> Path:
     import numpy as np
 
     networks = list(benchmarks)
-    fig, axes = _pyplot().subplots(1, 2, figsize=(10, 4))
+    fig, axes = pyplot().subplots(1, 2, figsize=(10, 4))
     for ax, (key, unit) in zip(axes, (("energy_j", "energy per pass (J)"), ("duration_s", "time per pass (s)"))):
         first = benchmarks[networks[0]]
         series = [s for s in first.get("series_order", first["runs"]) if all(benchmarks[n]["runs"].get(s)
@@ -160,7 +160,7 @@ def plot_fp16_bars(benchmarks: dict[str, dict[str, Any]], path: Path) -> Path:
         ax.legend()
     source = {r["source"] for b in benchmarks.values() for runs in b["runs"].values() for r in runs}
     fig.suptitle(f"FP32 vs AMP FP16 inference, kernel and paper loops (energy source: {', '.join(sorted(source))})")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 # --------------------------------------------------------------------------- the report of a run

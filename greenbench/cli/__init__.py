@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
+
+from greenbench.cli.common import CliError, repo_root
 
 log = logging.getLogger("greenbench")
 
@@ -57,21 +58,13 @@ def _cmd_distil(args: argparse.Namespace) -> int:
     return 0
 
 
-def _repo_root() -> Path:
-    root = Path(__file__).resolve().parents[1]
-    if not (root / "conftest.py").is_file() or not (root / "suite").is_dir():
-        raise SystemExit("greenbench run/compare need a greenbench checkout (the suite lives beside the package); "
-                         f"{root} is not one")
-    return root
-
-
 def _cmd_run(args: argparse.Namespace) -> int:
     """The main job: the claims on this hardware (pytest -m claim), the claims table, the report."""
     import subprocess
 
     from greenbench.harness.report import build_report
 
-    root = _repo_root()
+    root = repo_root()
     baseline_dir = Path(args.baseline_dir or root / "baselines")
     report_dir = Path(args.report_dir).resolve()
     report_dir.mkdir(parents=True, exist_ok=True)
@@ -84,6 +77,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         command += ["-n", str(args.workers), "--dist", "loadfile"]
     if args.update_baselines:
         command.append("--update-baselines")
+    if args.history:
+        command.append(f"--history={Path(args.history).resolve()}")
     status = subprocess.call(command, cwd=root)
     _energy_sample(root, report_dir)
     if (report_dir / "claims.json").is_file():
@@ -111,80 +106,6 @@ def _energy_sample(root: Path, report_dir: Path) -> None:
                       {"label": "one LeNet-5 FP32 pass over 10,000 images (CPU)", "energy_j": m.energy_per_repeat_j,
                        "source": m.source, "meter": m.meter})
     meter.close()
-
-
-def _cmd_compare(args: argparse.Namespace) -> int:
-    from tabulate import tabulate
-
-    from greenbench.core.provenance import hardware_profile
-    from greenbench.harness.baselines import BaselineStore, compare_records, paper_comparisons, records_from_profile
-
-    root = Path(args.baseline_dir or _repo_root() / "baselines")
-    stored = BaselineStore(root, "").profiles()
-    against = args.against or hardware_profile()
-    for profile in filter(None, (args.profile, args.against)):
-        if profile not in stored:
-            raise CliError(f"no stored profile {profile!r} under {root}; stored: {', '.join(stored) or 'none'}")
-    if args.run:
-        records, run_provenance = _run_records(Path(args.run))
-        this = f"run {args.run}"
-    else:
-        records = records_from_profile(BaselineStore(root, args.profile))
-        run_provenance = _stored_provenances(BaselineStore(root, args.profile), records)
-        run_provenance = next(iter(run_provenance.values()))[0] if len(run_provenance) == 1 else None
-        this = f"profile {args.profile}"
-    rows = compare_records(records, BaselineStore(root, against))
-    print(f"{this} against baselines of {against}")
-    print(tabulate([r.cells() for r in rows], headers=["claim", "case", "metric", "baseline", "this run", "change",
-                                                       "verdict"]))
-    if run_provenance:
-        _print_environment_diff(_stored_provenances(BaselineStore(root, against), records), run_provenance, this)
-    if args.paper:
-        paper = paper_comparisons(records, root)
-        print(f"\n{this} against the papers' tables (different hardware and data: context, not a gate)")
-        print(tabulate([r.cells() for r in paper],
-                       headers=["claim", "case", "metric", "paper", "this run", "change", "note"]))
-    failed = [r for r in rows if r.failed]
-    missing = [r for r in rows if r.verdict == "missing"]
-    print(f"\n{len(rows)} metrics: {len(failed)} failed the gate, {len(missing)} without a baseline")
-    return 1 if failed else (2 if missing and args.fail_on_missing else 0)
-
-
-def _run_records(path: Path):
-    """The claim records of a run's claims JSON and its provenance, or an error naming the file and what is wrong."""
-    from greenbench.harness.report import read_claims_file
-
-    run = read_claims_file(path)
-    records = [row.record for row in run["rows"] if row.record is not None]
-    if not records:
-        raise CliError(f"claims file {path} holds no claim records")
-    return records, run.get("provenance")
-
-
-def _stored_provenances(store, records) -> dict[str, tuple[dict, list[str]]]:
-    """The distinct provenances of the runs that recorded these records' claims in `store`, each with its claims."""
-    found: dict[str, tuple[dict, list[str]]] = {}
-    for claim_id in sorted({r.claim_id for r in records}):
-        data = store.load(claim_id)
-        if data:
-            key = json.dumps(data["provenance"], sort_keys=True)
-            found.setdefault(key, (data["provenance"], []))[1].append(claim_id)
-    return found
-
-
-def _print_environment_diff(references: dict[str, tuple[dict, list[str]]], run: dict, this: str) -> None:
-    """What differs between each baseline's recording run and this one: the likely cause of a jump."""
-    from tabulate import tabulate
-
-    from greenbench.core.provenance import environment_diff
-
-    for reference, claims in references.values():
-        diff = environment_diff(reference, run)
-        print(f"\nenvironment of the baselines of {', '.join(claims)} (recorded {reference.get('date', '?')}) "
-              f"against {this}: " + (f"{len(diff)} differences" if diff else "the same"))
-        if diff:
-            print(tabulate([[k, "—" if a is None else a, "—" if b is None else b] for k, a, b in diff],
-                           headers=["field", "baseline", "this run"]))
 
 
 def _cmd_model(args: argparse.Namespace) -> int:
@@ -256,7 +177,7 @@ def _json_safe(value):
 def _cmd_report(args: argparse.Namespace) -> int:
     from greenbench.harness.report import build_report
 
-    print(build_report(Path(args.report_dir), Path(args.baseline_dir or _repo_root() / "baselines")))
+    print(build_report(Path(args.report_dir), Path(args.baseline_dir or repo_root() / "baselines")))
     return 0
 
 
@@ -288,6 +209,7 @@ def _number_in(low: float, high: float):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from greenbench.cli.gate import alpha_value, cmd_compare, cmd_history, relative_change
     from greenbench.nn.data import SPLIT_SEED
 
     parser = argparse.ArgumentParser(prog="greenbench", description=__doc__)
@@ -330,6 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--nightly", action="store_true", help="include the nightly tier (all trained networks)")
     run.add_argument("--workers", type=_positive_int, default=2, help="pytest-xdist workers (1: none)")
     run.add_argument("--update-baselines", action="store_true")
+    run.add_argument("--history", help="record this run in a history folder (pytest --history)")
     run.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
     run.set_defaults(func=_cmd_run)
 
@@ -341,7 +264,26 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--paper", action="store_true", help="also compare with the papers' tables")
     compare.add_argument("--baseline-dir")
     compare.add_argument("--fail-on-missing", action="store_true", help="exit 2 when a metric has no baseline")
-    compare.set_defaults(func=_cmd_compare)
+    compare.add_argument("--history", help="also judge each metric against this run history (pytest --history)")
+    compare.add_argument("--history-profile", help="the history's profile (default: the run's)")
+    compare.add_argument("--window", type=_positive_int, default=20, help="runs of history each metric is judged on")
+    compare.add_argument("--min-change", type=relative_change, default=0.0, help="changes smaller than this never fail "
+                         "(5%% or 0.05)")
+    compare.add_argument("--alpha", type=alpha_value, default=0.05, help="family-wise false-alarm rate per run")
+    compare.add_argument("--bmf", help="write the run's metrics as Bencher Metric Format JSON")
+    compare.add_argument("--benchmark-action", help="write github-action-benchmark JSON (customSmallerIsBetter; "
+                         "customBiggerIsBetter beside it as NAME-bigger.json)")
+    compare.set_defaults(func=cmd_compare)
+
+    history = sub.add_parser("history", help="each metric's series over a run history, with trend charts")
+    history.add_argument("directory", help="the history folder (pytest --history DIR)")
+    history.add_argument("--claim")
+    history.add_argument("--case")
+    history.add_argument("--metric")
+    history.add_argument("--profile")
+    history.add_argument("--plot", help="write one trend chart per metric into this folder")
+    history.add_argument("--baseline-dir")
+    history.set_defaults(func=cmd_history)
 
     model = sub.add_parser("model", help="the thesis's claims on your own model: ONNX, safetensors or state dict")
     model.add_argument("path", help="an .onnx model, a .safetensors file or a PyTorch state dict (.pt/.pth/.bin)")
@@ -360,10 +302,6 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--baseline-dir")
     report.set_defaults(func=_cmd_report)
     return parser
-
-
-class CliError(Exception):
-    """A bad argument or input: printed as `greenbench: error: …`, exit status 2."""
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from greenbench.coding.container import CONTAINER_VERSION, decode_container, encode_container
 from greenbench.coding.container import MAGIC as CONTAINER_MAGIC
-from greenbench.coding.context import MAGIC, VERSION, decode_tensors, encode_tensors
+from greenbench.coding.context import LAGS, MAGIC, VERSION, decode_tensors, encode_tensors
 from greenbench.coding.entropy import decode_indices, encode_indices, with_checksum
 from greenbench.quantization.uniform import Midtread
 
@@ -60,14 +60,16 @@ def fuzz_index_stream(q, lo, count, symbols, table, payload, keep):
 
 
 @given(tensors=st.lists(INDICES, min_size=1, max_size=4), sizes=st.lists(SIZES, min_size=1, max_size=5),
+       lags=st.lists(st.one_of(st.sampled_from((0, *LAGS)), U32), min_size=5, max_size=5),
        count=st.one_of(U32, st.integers(0, 6)), payload=st.binary(max_size=96), keep_payload=st.booleans())
-def fuzz_context_stream(tensors, sizes, count, payload, keep_payload):
-    """The tensor count and lengths from their whole range, over a real payload or arbitrary bytes."""
+def fuzz_context_stream(tensors, sizes, lags, count, payload, keep_payload):
+    """The tensor count, lengths and lags from their whole range, over a real payload or arbitrary bytes."""
     real = encode_tensors(tensors)[:-4]
     fixed = len(MAGIC) + 1 + 4
-    real_payload = real[fixed + 8 * len(tensors):]
+    real_payload = real[fixed + 2 * len(tensors):]  # roughly: each varint pair is 2+ bytes; any cut is a fuzz case
     data = with_checksum(MAGIC + bytes([VERSION]) + struct.pack("<I", count)
-                         + b"".join(struct.pack("<Q", n) for n in sizes) + (real_payload if keep_payload else payload))
+                         + b"".join(_varint(n) + _varint(lag) for n, lag in zip(sizes, lags))
+                         + (real_payload if keep_payload else payload))
     _decodes_exactly_or_refuses(decode_tensors, data)
 
 

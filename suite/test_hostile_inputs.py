@@ -59,12 +59,12 @@ def _open_twice():
     meter.begin()
 
 
-def _crafted_stream(lengths, payload=b"\x00" * 8):
+def _crafted_stream(lengths, payload=b"\x00" * 8, lag=0):
     """A context-coded stream with a valid checksum whose header claims these tensor lengths."""
     from greenbench.coding.context import MAGIC, VERSION
-    from greenbench.coding.entropy import with_checksum
+    from greenbench.coding.entropy import varints, with_checksum
 
-    sizes = b"".join(struct.pack("<Q", n) for n in lengths)
+    sizes = b"".join(varints(np.array([n, lag])) for n in lengths)  # format 2: length and lag, varints
     return with_checksum(MAGIC + bytes([VERSION]) + struct.pack("<I", len(lengths)) + sizes + payload)
 
 
@@ -101,6 +101,8 @@ CASES = [
      "more symbols than its bytes can hold"),
     ("stream lengths 2^63 − 1 twice", lambda: decode_tensors(_crafted_stream([2**63 - 1, 2**63 - 1, 2])),
      CorruptStreamError, "more symbols than its bytes can hold"),
+    ("stream naming a lag it cannot have", lambda: decode_tensors(_crafted_stream([4], lag=10**6)),
+     CorruptStreamError, "a lag not in"),
     ("stream claiming 2^31 + 1 indices", lambda: decode_tensors(_crafted_stream([2**31 + 1], b"\x00" * 400_000)),
      CorruptStreamError, "over the 2,147,483,648 this decoder allocates"),
     ("container of a crafted stream", lambda: decode_container(_crafted_container([2**62] * 4)), OnnxCodecError,

@@ -98,7 +98,7 @@ class Step:
     after: float
 
 
-def change_points(values: list[float], min_size: int = 3) -> list[Step]:
+def change_points(values: list[float], min_size: int = 2) -> list[Step]:
     """Where the series' level stepped (PELT, L2 cost, BIC-like penalty on the noise-scaled series)."""
     import ruptures
 

@@ -100,7 +100,8 @@ class CorruptStreamError(ValueError):
     """A coded index stream that is damaged, truncated or not one at all."""
 
 
-def _varints(values: np.ndarray) -> bytes:
+def varints(values: np.ndarray) -> bytes:
+    """LEB128: 7 bits a byte, low first, the top bit set on all but each number's last."""
     out = bytearray()
     for v in values.tolist():
         while True:
@@ -112,19 +113,21 @@ def _varints(values: np.ndarray) -> bytes:
     return bytes(out)
 
 
-def _read_varints(data: bytes, count: int, pos: int) -> tuple[np.ndarray, int]:
+def read_varints(data: bytes, count: int, pos: int, what: str = "coded index stream's symbol table"
+                 ) -> tuple[np.ndarray, int]:
+    """`count` varints from `pos` (each under 2^63), and the position after them; CorruptStreamError naming `what`."""
     values = np.empty(count, dtype=np.int64)
     for i in range(count):
         value = shift = 0
         while True:
             if pos >= len(data):
-                raise CorruptStreamError("coded index stream is truncated (symbol table)")
+                raise CorruptStreamError(f"{what} is truncated")
             byte = data[pos]
             pos += 1
             value |= (byte & 0x7F) << shift
             shift += 7
             if shift > 63:
-                raise CorruptStreamError("coded index stream has an over-long number in its symbol table")
+                raise CorruptStreamError(f"{what} holds an over-long number")
             if not byte & 0x80:
                 break
         values[i] = value
@@ -184,7 +187,7 @@ def encode_indices(indices: Any) -> CodedIndices:
         raise ValueError(f"indices span {hi - lo + 1} values (from {lo} to {hi}); at most {MAX_SPAN} can be coded")
     values, symbols, counts = _symbols(q, lo, hi)
     header = _MAGIC + bytes([_VERSION]) + _FIXED.pack(lo, q.size, values.size)
-    table = _varints(np.diff(values - lo, prepend=-1) - 1) + _varints(counts)  # gaps, then counts
+    table = varints(np.diff(values - lo, prepend=-1) - 1) + varints(counts)  # gaps, then counts
     payload = b""
     if values.size > 1:  # one symbol needs no payload: the header says it all
         model = constriction.stream.model.Categorical(counts.astype(np.float64), perfect=False)
@@ -211,8 +214,8 @@ def decode_indices(data: bytes) -> np.ndarray:
     lo, count, nsym = _FIXED.unpack_from(body, len(_MAGIC) + 1)
     if not (0 < count <= MAX_INDICES and 0 < nsym <= count and 2 * nsym <= len(body) - fixed):
         raise CorruptStreamError(f"corrupt coded index stream header (count {count}, symbols {nsym})")
-    gaps, pos = _read_varints(body, nsym, fixed)
-    counts, pos = _read_varints(body, nsym, pos)
+    gaps, pos = read_varints(body, nsym, fixed)
+    counts, pos = read_varints(body, nsym, pos)
     if sum(int(c) for c in counts) != count or (counts <= 0).any():
         raise CorruptStreamError("corrupt coded index stream: symbol counts do not add up")
     span = int(gaps.sum()) + nsym - 1

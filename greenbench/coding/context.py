@@ -49,6 +49,8 @@ _LENGTH_V1 = struct.Struct("<Q")  # format 1: each tensor's length; format 2: le
 
 PROB_BITS = 15
 PROB_ONE = 1 << PROB_BITS
+WARM_UP = 1 << 8  # decisions after which the slow window (256) is reached: the warm-up ends
+WARM_SHIFTS = np.array([(n + 1).bit_length() for n in range(WARM_UP)], np.int64)  # after n decisions
 SMALL_TENSOR = 1 << 15  # format 2: a smaller tensor's fast estimator adapts over 16 decisions, a larger's over 32
 LENGTH_CLASSES = 3  # a neighbour's bit length counts as 0, 1, or 2 and more
 CONTEXTS = LENGTH_CLASSES ** 3  # previous, the two before it, the lag's
@@ -110,14 +112,12 @@ def _probability(models, i):
 
 @nb.njit(inline="always")
 def _adapt(models, i, bit):
-    """models: fast and slow estimates, their shifts, and (format 2) each model's warm-up shift so far."""
+    """models: fast and slow estimates, their shifts, and each model's decisions so far (its warm-up)."""
     fast, slow = models[2, 0], models[2, 1]
-    if models[2, 2]:  # warm-up: shift 1, 2, 2, 3, 3, 3, 3, 4, … up to the window
-        seen = models[3, i] + 1
-        models[3, i] = seen
-        shift = 0
-        while seen >> shift:
-            shift += 1
+    seen = models[3, i]
+    if seen < WARM_UP:  # format 2's first decisions of a model: shifts 1, 2, 2, 3, 3, 3, 3, 4, … up to the window
+        models[3, i] = seen + 1
+        shift = WARM_SHIFTS[seen]
         fast, slow = min(fast, shift), min(slow, shift)
     if bit:
         models[0, i] -= models[0, i] >> fast
@@ -183,13 +183,14 @@ def _decode_bit(state, data, models, i):
 
 @nb.njit(cache=True)
 def _fresh_models(fmt, size):
-    """Every model at ½ (rows: fast, slow; then the shifts and the warm-up switch; then the decisions seen):
+    """Every model at ½ (rows: fast, slow; then the two shifts; then the decisions seen, up to WARM_UP):
     a tensor's start, alike in encoder and decoder."""
     models = np.zeros((4, MODELS), np.int64)
     models[0, :] = PROB_ONE // 2
     models[1, :] = PROB_ONE // 2
     models[2, 0], models[2, 1] = (4, 7) if fmt == 1 else (4, 8) if size < SMALL_TENSOR else (5, 8)
-    models[2, 2] = fmt == 2
+    if fmt == 1:
+        models[3, :] = WARM_UP  # no warm-up
     return models
 
 

@@ -104,12 +104,12 @@ def test_rehearsal_switch_is_validated():
 def test_each_stage_limit_follows_the_measured_period_pass_and_step():
     from greenbench.harness.gpuprobe import STARTUP_S, Probe, budget_table, stage_budget
 
-    tier = gpu_tier_settings({})  # the real run's sizes: 10 paper-loop runs, 3 kernel-loop runs, 3 warm-ups
+    tier = gpu_tier_settings({})  # the real run's sizes: 10 paper-loop runs, 3 kernel-loop runs, 2 warm-ups
     passes = {"lenet5": 0.2, "alexnet": 0.3, "googlenet": 0.8, "vgg11": 0.9, "resnet34": 1.5}
     steps = {"resnet34": 0.01, "alexnet-mnist": 0.004}
     budget = {b.stage: b for b in stage_budget(tier, Probe(0.1, 1.0, {}, 10_000, passes, steps), epochs=2,
                                                train_images=60_000, test_images=10_000)}
-    windows = 2 * (1 + 3 + 10) + 3 * (1 + 3 + 3)  # two paper-loop series, three kernel-loop ones
+    windows = 2 * (1 + 2 + 10) + 3 * (1 + 2 + 3)  # two paper-loop series, three kernel-loop ones
     # a window: the longer of the minimum window and a pass, plus two counter periods of ticks
     assert budget["1-fp16-energy"].estimate_s == pytest.approx(5 * 2.0 + windows * (4 * 1.2 + 1.7))
     # 2 epochs of 1,875 steps for 3 networks, then 2 validations of 12,000 and a test of 10,000 images each

@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
+from bench_quantizers import median_seconds  # the script beside this one: tools/ is on sys.path
 from tabulate import tabulate
 
 from greenbench.coding.context import decode_tensors, encode_tensors
@@ -33,15 +32,6 @@ ROOT = Path(__file__).resolve().parent.parent
 SUITE_MODELS = {name: (network, ROOT / "fixtures" / f"{name}-fashion-mnist.safetensors")  # name: network, checkpoint
                 for name, network in (("lenet5", "lenet5"), ("googlenet", "googlenet"), ("student-labels", "student"),
                                       ("student-distilled", "student"))}
-
-
-def _timed(work, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def _external(name: str):
@@ -80,8 +70,8 @@ def measure(name: str, setting: str, tensors: list[np.ndarray], repeats: int) ->
     result = {"setting": setting, "indices": int(n), "tensors": len(tensors),
               "ideal": {"bytes": entropy_bits(flat) * n / 8},
               "greenbench": {"bytes": len(ours),
-                             "encode_mps": n / _timed(lambda: encode_tensors(tensors), repeats) / 1e6,
-                             "decode_mps": n / _timed(lambda: decode_tensors(ours), repeats) / 1e6}}
+                             "encode_mps": n / median_seconds(lambda: encode_tensors(tensors), repeats) / 1e6,
+                             "decode_mps": n / median_seconds(lambda: decode_tensors(ours), repeats) / 1e6}}
     missing = codingstudy.deepcabac_missing()
     if missing:
         result["deepcabac"] = {"missing": missing}
@@ -92,8 +82,8 @@ def measure(name: str, setting: str, tensors: list[np.ndarray], repeats: int) ->
         shapes = [t.shape for t in tensors]
         result["deepcabac"] = {
             "bytes": sum(map(len, streams)),
-            "encode_mps": n / _timed(lambda: codingstudy.deepcabac_encode(tensors), repeats) / 1e6,
-            "decode_mps": n / _timed(lambda: codingstudy.deepcabac_decode(streams, shapes), repeats) / 1e6}
+            "encode_mps": n / median_seconds(lambda: codingstudy.deepcabac_encode(tensors), repeats) / 1e6,
+            "decode_mps": n / median_seconds(lambda: codingstudy.deepcabac_decode(streams, shapes), repeats) / 1e6}
     for codec, size in codingstudy.general_purpose_bytes(tensors).items():
         result[codec] = {"bytes": size}
     print(f"  {name}: greenbench {len(ours):,} bytes, DeepCABAC "

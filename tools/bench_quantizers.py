@@ -36,7 +36,7 @@ TARGETS = {"midtread": 6.0, "midrise": 6.0, "deadzone": 6.0, "affine": 6.0, "mul
            "minifloat 1/5/10": 8.0}
 
 
-def _median_seconds(work, repeats: int) -> float:
+def median_seconds(work, repeats: int) -> float:
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -105,8 +105,8 @@ def main(argv: list[str] | None = None) -> int:
             full, qdq = (work, None) if peer else work
             full()  # compile, build tables, warm caches
             # the copy is re-measured beside each case so that drift on a shared machine cancels
-            copy = _median_seconds(lambda: x.copy(), args.repeats)
-            seconds = _median_seconds(full, args.repeats)
+            copy = median_seconds(lambda: x.copy(), args.repeats)
+            seconds = median_seconds(full, args.repeats)
             ratio = seconds / copy
             results[name] = {"seconds": seconds, "copy_seconds": copy, "ratio": ratio, "peer": peer,
                              "target": TARGETS.get(name)}
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append([name, f"{seconds * 1e3:.1f}", f"{copy * 1e3:.1f}", "—", f"{ratio:.2f}", "—", "—",
                              "peer (q+dq only)"])
                 continue
-            qdq_ratio = _median_seconds(qdq, args.repeats) / copy
+            qdq_ratio = median_seconds(qdq, args.repeats) / copy
             kind = PEER_KIND[name]
             fastest = min((results[p]["ratio"] for p in PEERS_OF_KIND[kind]), default=None) if kind else None
             results[name].update(qdq_ratio=qdq_ratio, peer_qdq_ratio=fastest)
@@ -126,8 +126,8 @@ def main(argv: list[str] | None = None) -> int:
                          f"{fastest:.2f}" if fastest else "none", f"≤ {target:g}×", verdict])
     # entropy is one histogram pass: its time should scale linearly with n (no n·log n sort)
     idx = Deadzone(0.7, levels=2**8, xmax=1.0).quantize(x)
-    full = _median_seconds(lambda: entropy_bits(idx), args.repeats)
-    eighth = _median_seconds(lambda: entropy_bits(idx[: args.n // 8]), args.repeats)
+    full = median_seconds(lambda: entropy_bits(idx), args.repeats)
+    eighth = median_seconds(lambda: entropy_bits(idx[: args.n // 8]), args.repeats)
     print(f"{args.n:,} float32 values; median of {args.repeats} runs; torch {torch.__version__} "
           f"({torch.get_num_threads()} threads), ml_dtypes {ml_dtypes.__version__}")
     print(tabulate(rows, headers=["case", "q+dq+H ms", "copy ms", "q+dq+H ratio", "q+dq ratio",

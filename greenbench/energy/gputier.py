@@ -18,7 +18,7 @@ import torch
 from greenbench.core.settings import setting, xdist_gpu
 
 REHEARSAL_ENV = "GREENBENCH_GPU_REHEARSAL"
-WARMUP_WINDOWS = 3  # of the measuring windows' length, at least 2: steady within 2–3 on a GPU
+WARMUP_WINDOWS = 2  # of the measuring windows' length: a GPU is steady within 2–3 passes; 2 keeps the run in 8 minutes
 # Windows of 1 s: both ends wait for a counter tick (energy.nvml), so no quantisation is left; what varies is the
 # idle tail after the work, up to one period, uniform: σ = T/√12 ≈ 29 ms at T = 100 ms, at idle power (≈ 1/4 of
 # ResNet-34's) ≈ 0.25 × 29 ms / 1 s ≈ 0.7 % of a window's energy: below the 3 % CV gate, near its 1 % target.

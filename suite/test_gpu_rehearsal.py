@@ -38,19 +38,17 @@ def test_gpu_tier_rehearsal_runs_every_gpu_test_and_writes_no_baseline(tmp_path,
     claims_json = tmp_path / "claims.json"
     # NVML as a VM gives it: no power reading, temperature or clocks, a counter slower than the windows
     # (20 ms against windows of at most 50 ms; the 100 and 250 ms periods: test_energy's stepped clocks)
-    env = {**os.environ, REHEARSAL_ENV: "1", "GREENBENCH_THREADS": "1", "GREENBENCH_GPU_TEST_IMAGES": "16",
+    env = {**os.environ, REHEARSAL_ENV: "1", "GREENBENCH_THREADS": "1", "GREENBENCH_GPU_TEST_IMAGES": "8",
+           "GREENBENCH_MNIST_TRAIN_LIMIT": "128",
            "GREENBENCH_SIMULATED_NVML": "power-not-supported,state-not-supported,period=0.02"}
     done = subprocess.run([sys.executable, "-m", "pytest", "-m", "gpu", "-p", "no:cacheprovider", "-p", "no:xdist",
-                           "-q", f"--baseline-dir={baselines}", "--update-baselines",
+                           "-q", "-rA", f"--baseline-dir={baselines}", "--update-baselines",
                            f"--claims-json={claims_json}"], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=600)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     rows = json.loads(claims_json.read_text())["rows"]
-    collected = subprocess.run([sys.executable, "-m", "pytest", "-m", "gpu", "--collect-only", "-q",
-                                "-p", "no:cacheprovider", "-p", "no:xdist"], cwd=ROOT, env=env,
-                               capture_output=True, text=True, timeout=120).stdout
-    gpu_claim_tests = [line for line in collected.splitlines() if "::test_" in line]
-    assert len(rows) == len(gpu_claim_tests) >= 19
+    outcomes = [line.split()[0] for line in done.stdout.splitlines() if "::test_" in line]  # -rA: one line a test
+    assert set(outcomes) == {"PASSED"} and len(rows) == len(outcomes) >= 19, done.stdout[-3000:]
     for row in rows:
         assert row["verdict"] == REHEARSAL_VERDICT, row
         assert row["record"]["rehearsal"] and row["record"]["measured"], row

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from scipy import stats
 
 from greenbench.analysis.statistics import coefficient_of_variation, paper_analysis, relative_reduction
@@ -108,7 +109,9 @@ def benchmarks(gpu_meter, gpu_tier, cuda_device, benchmark_data, trained_network
     def save(done):
         save_artifact("fp16_benchmark.json", {"data": benchmark_data.name, "rehearsal": gpu_tier.rehearsal,
                                               "update_period_s": gpu_meter.update_period_s,
-                                              "device": gpu_meter.device_record(),  # UUID, driver, limits, clocks
+                                              "device": {**gpu_meter.device_record(),  # UUID, driver, limits, clocks
+                                                         "cuda_runtime": torch.version.cuda,
+                                                         "cudnn": torch.backends.cudnn.version()},
                                               "networks": {n: b.to_json() for n, b in done.items()}})
 
     return NetworkBenchmarks(run, save)

@@ -290,8 +290,9 @@ def claim(request: pytest.FixtureRequest, baseline_root: Path) -> ClaimCheck:
     store = BaselineStore(baseline_root, hardware_profile(measured_energy=CLAIMS[claim_id].measures_energy,
                                                           on_gpu=on_gpu))
     rehearsal = on_gpu and rehearsal_requested()
+    gpu = gpu_of_each(request.config) if on_gpu else None
     check = ClaimCheck(request, claim_id, store, request.config.getoption("--update-baselines"), rehearsal,
-                       device_suffix(request.config) if on_gpu else "")
+                       "" if gpu is None else f"@cuda:{gpu}")
     if check.expected == NOT_REPRODUCED and not check.update and not rehearsal:
         request.applymarker(pytest.mark.xfail(
             strict=True, raises=ClaimNotReproduced,
@@ -345,13 +346,14 @@ def write_artifact(config: pytest.Config, name: str, payload) -> None:
 
     folder = config.getoption("--report-dir")
     if folder:
-        gpu = device_suffix(config).replace("@cuda:", "-cuda")
-        atomic_write_json(Path(folder) / (Path(name).stem + gpu + Path(name).suffix), payload)
+        suffix = "" if (gpu := gpu_of_each(config)) is None else f"-cuda{gpu}"
+        atomic_write_json(Path(folder) / (Path(name).stem + suffix + Path(name).suffix), payload)
 
 
-def device_suffix(config: pytest.Config) -> str:
-    """Under `pytest -m gpu -n <gpus> --dist each` every GPU runs every test: "@cuda:N" keeps their cases apart."""
-    return f"@cuda:{xdist_gpu()}" if getattr(config, "workerinput", {}).get("greenbench_dist") == "each" else ""
+def gpu_of_each(config: pytest.Config) -> int | None:
+    """Under `pytest -m gpu -n <gpus> --dist each` every GPU runs every test: this worker's CUDA index, which keeps
+    their cases ("@cuda:N") and artifacts ("-cudaN") apart; None otherwise."""
+    return xdist_gpu() if getattr(config, "workerinput", {}).get("greenbench_dist") == "each" else None
 
 
 @pytest.fixture(scope="session")

@@ -29,25 +29,27 @@ def cmd_compare(args: argparse.Namespace) -> int:
     for profile in filter(None, (args.profile, args.against)):
         if profile not in stored:
             raise CliError(f"no stored profile {profile!r} under {root}; stored: {', '.join(stored) or 'none'}")
+    baselines = BaselineStore(root, against)
     if args.run:
         records, run_provenance = _run_records(Path(args.run))
         this = f"run {args.run}"
     else:
-        records = records_from_profile(BaselineStore(root, args.profile))
-        run_provenance = stored_provenances(BaselineStore(root, args.profile), records)
-        run_provenance = next(iter(run_provenance.values()))[0] if len(run_provenance) == 1 else None
+        compared = BaselineStore(root, args.profile)
+        records = records_from_profile(compared)
+        recorded_by = stored_provenances(compared, records)
+        run_provenance = recorded_by[0][0] if len(recorded_by) == 1 else None  # one recording run: its environment
         this = f"profile {args.profile}"
-    rows = compare_records(records, BaselineStore(root, against))
+    rows = compare_records(records, baselines)
     print(f"{this} against baselines of {against}")
     print(tabulate([r.cells() for r in rows], headers=COMPARE_HEADERS))
     if run_provenance:
-        print(environment_report(stored_provenances(BaselineStore(root, against), records), run_provenance, this))
+        print(environment_report(stored_provenances(baselines, records), run_provenance, this))
     if args.paper:
         paper = paper_comparisons(records, root)
         print(f"\n{this} against the papers' tables (different hardware and data: context, not a gate)")
         print(tabulate([r.cells() for r in paper],
                        headers=["claim", "case", "metric", "paper", "this run", "change", "note"]))
-    history = history_gate(args, records, run_provenance, against) if args.history else []
+    history = history_gate(args, records, run_provenance, baselines) if args.history else []
     for line in write_exports(records, args.bmf and Path(args.bmf), args.benchmark_action and
                               Path(args.benchmark_action)):
         print(line)
@@ -74,27 +76,26 @@ def _run_records(path: Path):
     return records, run.get("provenance")
 
 
-def history_gate(args: argparse.Namespace, records, run_provenance: dict | None, against: str):
-    """The windowed gate against the run history (greenbench.harness.history), printed; its verdicts."""
+def history_gate(args: argparse.Namespace, records, run_provenance: dict | None, baselines):
+    """The windowed gate against the run history (greenbench.harness.history), printed; its verdicts.
+    `baselines` (the compared profile's BaselineStore) knows the acknowledged regressions."""
     from tabulate import tabulate
 
-    from greenbench.harness.baselines import BaselineStore, environment_report
+    from greenbench.harness.baselines import environment_report
     from greenbench.harness.history import HEADERS, gate_history, load_runs
 
-    root = Path(args.baseline_dir or repo_root() / "baselines")
-    profile = args.history_profile or (run_provenance or {}).get("profile") or against
+    profile = args.history_profile or (run_provenance or {}).get("profile") or baselines.profile
     runs = [(name, run) for name, run in load_runs(Path(args.history), profile)  # never this run itself
             if not run_provenance or run["provenance"].get("date") != run_provenance.get("date")]
-    verdicts = gate_history(records, runs, args.window, args.min_change, args.alpha,
-                            BaselineStore(root, against).acknowledged)
+    verdicts = gate_history(records, runs, args.window, args.min_change, args.alpha, baselines.acknowledged)
     print(f"\nagainst the last {args.window} runs of {profile} in {args.history} ({len(runs)} recorded; "
           f"prediction-interval and trend tests, Holm across {len(verdicts)} metrics at family-wise "
           f"α = {args.alpha:g} per run"
           + (f", changes under {100 * args.min_change:g} % never fail" if args.min_change else "") + ")")
     print(tabulate([v.cells() for v in verdicts], headers=HEADERS))
     if runs and run_provenance:
-        print(environment_report({"last": (runs[-1][1]["provenance"], [f"the last run ({runs[-1][0]})"])},
-                                 run_provenance, "this run").replace("the baselines of ", ""))
+        print(environment_report([(runs[-1][1]["provenance"], f"the last run ({runs[-1][0]})")], run_provenance,
+                                 "this run"))
     return verdicts
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 LIBRARIES = ("greenbench", "numpy", "scipy", "torch", "numba", "onnx", "onnxruntime", "onnxruntime-gpu",
-             "codecarbon", "constriction", "nvidia-ml-py", "zeus")
+             "codecarbon", "constriction", "nvidia-ml-py", "zeus", "typing-extensions", "jsonschema")
 
 
 def library_versions() -> dict[str, str]:

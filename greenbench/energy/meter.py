@@ -194,7 +194,7 @@ def measure(meter: EnergyMeter, work: Callable[[], Any], min_window_s: float = M
         finally:
             measurement = meter.end()
     finally:
-        got = _peer_call({n: p for n, p in peers.items() if n not in errors}, errors, lambda peer: peer.end())
+        got = _peer_call(peers, errors, lambda peer: peer.end())
     measurement.repeats = repeats
     measurement.peers = {**{n: {"energy_j": m.energy_j, "duration_s": m.duration_s, "source": m.source}
                             for n, m in got.items()}, **{n: {"error": e} for n, e in errors.items()}}

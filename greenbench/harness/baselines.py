@@ -372,28 +372,28 @@ def paper_comparisons(records: list[ClaimRecord], root: Path) -> list[CompareRow
 
 # --------------------------------------------------------------------------- what changed around a jump
 
-def stored_provenances(store: BaselineStore, records: list[ClaimRecord]) -> dict[str, tuple[dict, list[str]]]:
-    """The distinct provenances of the runs that recorded these records' claims in `store`, each with its claims."""
+def stored_provenances(store: BaselineStore, records: list[ClaimRecord]) -> list[tuple[dict, str]]:
+    """(provenance, "the baselines of <its claims>") of each run that recorded these records' claims in `store`."""
     found: dict[str, tuple[dict, list[str]]] = {}
     for claim_id in sorted({r.claim_id for r in records}):
         data = store.load(claim_id)
         if data:
             key = json.dumps(data["provenance"], sort_keys=True)
             found.setdefault(key, (data["provenance"], []))[1].append(claim_id)
-    return found
+    return [(prov, f"the baselines of {', '.join(claims)}") for prov, claims in found.values()]
 
 
-def environment_report(references: dict[str, tuple[dict, list[str]]], run: dict, this: str) -> str:
-    """What differs between each reference's recording run and this one: the likely cause of a jump."""
+def environment_report(references: list[tuple[dict, str]], run: dict, this: str) -> str:
+    """What differs between each (provenance, what it is) reference and this run: a jump's likely cause."""
     from tabulate import tabulate
 
     from greenbench.core.provenance import environment_diff
 
     parts = []
-    for reference, claims in references.values():
+    for reference, what in references:
         diff = environment_diff(reference, run)
-        parts.append(f"\nenvironment of the baselines of {', '.join(claims)} (recorded {reference.get('date', '?')}) "
-                     f"against {this}: " + (f"{len(diff)} differences" if diff else "the same"))
+        parts.append(f"\nenvironment of {what} (recorded {reference.get('date', '?')}) against {this}: "
+                     + (f"{len(diff)} differences" if diff else "the same"))
         if diff:
             parts.append(tabulate([[k, "—" if a is None else a, "—" if b is None else b] for k, a, b in diff],
                                   headers=["field", "baseline", "this run"]))

@@ -22,7 +22,6 @@ measured: STARTUP_S), so a stage that runs as estimated never times out and one 
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import math
 import sys
 import time
@@ -40,14 +39,12 @@ def versions() -> dict[str, str | None]:
     """Installed versions of what the GPU tier depends on (None: not installed), with CUDA's and cuDNN's."""
     import torch
 
-    found = {}
-    for name in DISTRIBUTIONS:
-        try:
-            found[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            found[name] = None
+    from greenbench.core.provenance import library_versions
+
+    found = library_versions()  # the ones a provenance records: DISTRIBUTIONS are among them
     cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
-    return {**found, "cuda (torch)": torch.version.cuda, "cudnn": str(cudnn) if cudnn else None}
+    return {**{name: found.get(name) for name in DISTRIBUTIONS}, "cuda (torch)": torch.version.cuda,
+            "cudnn": str(cudnn) if cudnn else None}
 
 
 @dataclass

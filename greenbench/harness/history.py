@@ -180,11 +180,10 @@ def gate_history(records: list[Any], runs: list[tuple[str, dict[str, Any]]], win
             judgement = judge_window([p.value for p in points], m.value, m.better or next(
                 (p.better for p in points if p.better), None), window, [p.spread for p in points] or None)
             judged.append((record, name, m, points, judgement))
-    tested = [j for j in judged if j[4] is not None]
-    rejected = dict(zip((id(j) for j in tested), holm([j[4].p_value for j in tested], alpha))) if tested else {}
+    p_values = [judgement.p_value for *_, judgement in judged if judgement is not None]
+    rejections = iter(holm(p_values, alpha) if p_values else [])  # in the order of the tested metrics
     verdicts = []
-    for entry in judged:
-        record, name, m, points, judgement = entry
+    for record, name, m, points, judgement in judged:
         steps = "; ".join(f"run {points[s.index].run if s.index < len(points) else 'this'}: {s.before:.4g} → "
                           f"{s.after:.4g}" for s in change_points([p.value for p in points] + [m.value]))
         if judgement is None:
@@ -194,7 +193,7 @@ def gate_history(records: list[Any], runs: list[tuple[str, dict[str, Any]]], win
         change = judgement.relative_change(m.value)
         worse = judgement.z > 0 if judgement.p_window <= judgement.p_trend else judgement.tau > 0
         verdict = "ok"
-        if rejected[id(entry)] and worse and abs(change) >= min_change:
+        if next(rejections) and worse and abs(change) >= min_change:
             verdict = "regressed" if judgement.p_window <= judgement.p_trend else "drifting"
             reason = acknowledged(record.claim_id, record.case, name) if acknowledged else None
             if reason:

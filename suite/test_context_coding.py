@@ -33,6 +33,23 @@ def test_extreme_magnitudes_round_trip():
     np.testing.assert_array_equal(decode_tensors(encode_tensors([extremes]))[0], extremes)
 
 
+def test_narrow_indices_code_as_their_int64_copies_and_decode_narrowest():
+    """An 8-bit quantizer's int8 indices (−128 included: its magnitude is no int8) give the int64 copy's stream;
+    the decoder gives the narrowest dtype that holds every tensor."""
+    rng = np.random.default_rng(3)
+    small = rng.integers(-128, 128, 5000).astype(np.int8)
+    small[:2] = (-128, 127)
+    wide = rng.integers(-300, 300, 700).astype(np.int16)
+    assert encode_tensors([small]) == encode_tensors([small.astype(np.int64)])
+    (back,) = decode_tensors(encode_tensors([small]))
+    assert back.dtype == np.int8 and np.array_equal(back, small)
+    both = decode_tensors(encode_tensors([small, wide]))
+    assert [t.dtype for t in both] == [np.int16, np.int16]
+    assert np.array_equal(both[0], small) and np.array_equal(both[1], wide)
+    unsigned = decode_tensors(encode_tensors([np.array([255, 0], np.uint8), small]))  # uint8 with int8: int16
+    assert np.array_equal(unsigned[0], [255, 0]) and np.array_equal(unsigned[1], small)
+
+
 def _bits(tensors) -> int:
     return 8 * len(encode_tensors(tensors))
 

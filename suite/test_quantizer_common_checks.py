@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from greenbench.harness.checks import CHECKS, FunctionQuantizer, check_quantizer, checks_for, parametrize_with_checks
+from greenbench.checks import CHECKS, FunctionQuantizer, check_quantizer, checks_for, parametrize_with_checks
 from greenbench.quantization.base import REGISTRY, quantizer_examples
 from greenbench.quantization.uniform import Midtread
 
@@ -33,7 +33,7 @@ def _fake_int8(scale: float = 0.1):
     return FunctionQuantizer(lambda x: np.clip(np.round(x / scale), -127, 127).astype(np.int64),
                              lambda q: q * scale, "fake-int8", levels=255, symmetric=True,
                              error_bound=lambda x: np.where(np.abs(x) <= 127.5 * scale, scale / 2, np.inf),
-                             valid=lambda q: np.abs(q) <= 127)
+                             valid=lambda q: np.abs(q) <= 127, index_bounds=(-127, 127))
 
 
 def test_a_correct_user_quantizer_passes_every_check():
@@ -52,11 +52,14 @@ def test_a_correct_user_quantizer_passes_every_check():
      "odd_symmetry"),
     (FunctionQuantizer(lambda x: np.round(x).astype(np.int64), lambda q: q * 1.0, "loose-bound",
                        error_bound=lambda x: np.full(np.shape(x), 0.25)), "error_bound"),
+    (FunctionQuantizer(lambda x: np.clip(np.round(x), -127, 127).astype(np.int64), lambda q: q * 1.0,
+                       "loose-index-bounds", valid=lambda q: np.abs(q) <= 127, index_bounds=(-200, 200)),
+     "narrow_indices"),
 ], ids=lambda v: v if isinstance(v, str) else v.name)
 def test_a_broken_user_quantizer_fails_with_the_check_named(broken, failing_check):
     with pytest.raises(AssertionError, match=rf"check {failing_check} failed for .*\n?.*") as failure:
         check_quantizer(broken)
-    if failing_check not in ("level_count",):  # generated inputs come with a shrunk counterexample
+    if failing_check not in ("level_count", "narrow_indices"):  # generated inputs come with a shrunk counterexample
         assert "minimal counterexample: x = np.array(" in str(failure.value)
 
 
@@ -76,6 +79,23 @@ def test_a_quantizer_whose_indices_wrap_in_int16_fails():
     wraps = FunctionQuantizer(lambda x: np.round(x / 0.1).astype(np.int16), lambda q: q * 0.1, "int16-indices")
     with pytest.raises(AssertionError, match="check (idempotent|monotone|shape_and_dtype) failed"):
         check_quantizer(wraps)
+
+
+def test_a_quantizer_wider_than_its_index_bounds_fails_narrow_indices():
+    class WideMidtread(Midtread):
+        def quantize(self, x):
+            return super().quantize(x).astype(np.int64)
+
+    with pytest.raises(AssertionError, match="check narrow_indices failed.*indices are int64; the narrowest dtype "
+                                             r"for \[-7, 7\] is int8"):
+        check_quantizer(WideMidtread(levels=15))
+
+
+def test_a_user_quantizer_beyond_its_declared_index_bounds_is_refused():
+    outside = FunctionQuantizer(lambda x: np.round(x).astype(np.int64), lambda q: q * 1.0, "unclipped",
+                                index_bounds=(-3, 3))
+    with pytest.raises(ValueError, match=r"indices from -9 to 9, beyond the declared index_bounds \[-3, 3\]"):
+        outside.quantize(np.array([-9.0, 9.0]))
 
 
 @pytest.mark.parametrize("delay_s, limits, fragment", [

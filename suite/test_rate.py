@@ -72,6 +72,15 @@ def test_coding_round_trips_exactly(q):
     np.testing.assert_array_equal(decode_indices(coded.data), q.reshape(-1).astype(np.int64))
 
 
+def test_narrow_indices_code_as_their_int64_copies_and_decode_narrowest():
+    q = np.random.default_rng(4).integers(-128, 128, 3000).astype(np.int8)
+    q[:2] = (-128, 127)  # q − lo spans 255: it must not wrap in int8
+    assert encode_indices(q).data == encode_indices(q.astype(np.int64)).data
+    back = decode_indices(encode_indices(q).data)
+    assert back.dtype == np.int8 and np.array_equal(back, q)
+    assert decode_indices(encode_indices(np.full(9, 40_000)).data).dtype == np.int32  # one symbol: the header's
+
+
 def test_coding_cost_is_close_to_entropy_for_large_arrays():
     x = np.random.default_rng(3).laplace(size=1_000_000)
     q = Deadzone(0.7, step=0.5).quantize(x)

@@ -2,13 +2,15 @@
 beside peer libraries' own round trips measured in the same run.
 
 Ratios against a reference measured in the same run carry across machines; absolute times do not.
-Targets: the uniform quantizers (midtread, midrise, deadzone, affine) within 6× of the copy (issue 2),
-minifloat and μ-law within 8× (issue 11); entropy is O(n) (one histogram pass, no sort). `qdq_ratio`
-is quantize + dequantize alone, beside the fastest peer of its kind (`peer_qdq_ratio`: PyTorch's
-integer quantization for the uniform family, the float8 casts for minifloat; μ-law has none); issue 23
-asks for 1.5× of it. The peers
+Targets: q + dq + H within 3× of the copy (issue 23; issues 2 and 11 asked for 6× for the uniform
+quantizers, midtread, midrise, deadzone, affine, and 8× for minifloat and μ-law); entropy is O(n)
+(one histogram pass, no sort). `qdq_ratio` is quantize + dequantize alone, beside the fastest peer
+of its kind (`peer_qdq_ratio`: PyTorch's integer quantization for the uniform family, the float8
+casts for minifloat; μ-law has none), which issue 23 asks it to be within 1.5× of. The peers
 (PyTorch's fake_quantize_per_tensor_affine and quantize_per_tensor + dequantize, the float8 casts of
-PyTorch and ml_dtypes there and back) do quantize + dequantize only: no entropy.
+PyTorch and ml_dtypes there and back) do quantize + dequantize only: no entropy. Our indices come in
+the narrowest integer dtype that holds the quantizer's levels (int8 for 8-bit midtread, deadzone,
+affine and μ-law; int16 for 8-bit midrise and minifloat 1/4/3, whose ±128 is no int8; int32 for 1/5/10).
 
     python tools/bench_quantizers.py [--n 50000000] [--repeats 5] [--json out.json]
 """
@@ -32,8 +34,7 @@ from greenbench.quantization.affine import Affine
 from greenbench.quantization.tabled import Minifloat, MuLaw
 from greenbench.quantization.uniform import Deadzone, Midrise, Midtread
 
-TARGETS = {"midtread": 6.0, "midrise": 6.0, "deadzone": 6.0, "affine": 6.0, "mulaw": 8.0, "minifloat 1/4/3": 8.0,
-           "minifloat 1/5/10": 8.0}
+COPY_TARGET = 3.0  # q + dq + H over a copy, every quantizer (issue 23)
 
 
 def median_seconds(work, repeats: int) -> float:
@@ -45,8 +46,8 @@ def median_seconds(work, repeats: int) -> float:
     return statistics.median(times)
 
 
-def ours(x: np.ndarray) -> dict:
-    quantizers = {
+def our_quantizers(x: np.ndarray) -> dict:
+    return {
         "midtread": Midtread(levels=2**8, xmax=1.0),
         "midrise": Midrise(levels=2**8, xmax=1.0),
         "deadzone": Deadzone(0.7, levels=2**8, xmax=1.0),
@@ -56,6 +57,8 @@ def ours(x: np.ndarray) -> dict:
         "minifloat 1/5/10": Minifloat(5, 10),
     }
 
+
+def ours(x: np.ndarray, quantizers: dict) -> dict:
     def work(q, with_entropy: bool):
         def run():
             idx = q.quantize(x)
@@ -100,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
 
     x = np.random.default_rng(0).laplace(scale=0.05, size=args.n).astype(np.float32)
     rows, results = [], {}
-    for peer, works in ((True, peers(x)), (False, ours(x))):
+    quantizers = our_quantizers(x)
+    for peer, works in ((True, peers(x)), (False, ours(x, quantizers))):
         for name, work in works.items():
             full, qdq = (work, None) if peer else work
             full()  # compile, build tables, warm caches
@@ -108,30 +112,30 @@ def main(argv: list[str] | None = None) -> int:
             copy = median_seconds(lambda: x.copy(), args.repeats)
             seconds = median_seconds(full, args.repeats)
             ratio = seconds / copy
-            results[name] = {"seconds": seconds, "copy_seconds": copy, "ratio": ratio, "peer": peer,
-                             "target": TARGETS.get(name)}
+            results[name] = {"seconds": seconds, "copy_seconds": copy, "ratio": ratio, "peer": peer}
             if peer:
-                rows.append([name, f"{seconds * 1e3:.1f}", f"{copy * 1e3:.1f}", "—", f"{ratio:.2f}", "—", "—",
+                rows.append([name, "—", f"{seconds * 1e3:.1f}", f"{copy * 1e3:.1f}", "—", f"{ratio:.2f}", "—",
                              "peer (q+dq only)"])
                 continue
             qdq_ratio = median_seconds(qdq, args.repeats) / copy
             kind = PEER_KIND[name]
             fastest = min((results[p]["ratio"] for p in PEERS_OF_KIND[kind]), default=None) if kind else None
-            results[name].update(qdq_ratio=qdq_ratio, peer_qdq_ratio=fastest)
-            target = TARGETS[name]
-            verdict = ("ok" if ratio <= target else "over target") + (
+            met = ratio <= COPY_TARGET and (fastest is None or qdq_ratio <= QDQ_OVER_PEER * fastest)
+            results[name].update(qdq_ratio=qdq_ratio, peer_qdq_ratio=fastest, index_dtype=str(quantizers[name]
+                                 .index_dtype), target=COPY_TARGET, met=met)
+            verdict = (f"{'ok' if ratio <= COPY_TARGET else 'over'} ≤ {COPY_TARGET:g}× copy" + (
                 "" if fastest is None else f"; q+dq {qdq_ratio / fastest:.2f}× the fastest peer "
-                f"({'ok' if qdq_ratio <= QDQ_OVER_PEER * fastest else 'over ' + str(QDQ_OVER_PEER) + '×'})")
-            rows.append([name, f"{seconds * 1e3:.1f}", f"{copy * 1e3:.1f}", f"{ratio:.2f}", f"{qdq_ratio:.2f}",
-                         f"{fastest:.2f}" if fastest else "none", f"≤ {target:g}×", verdict])
+                f"({'ok' if qdq_ratio <= QDQ_OVER_PEER * fastest else 'over ' + str(QDQ_OVER_PEER) + '×'})"))
+            rows.append([name, results[name]["index_dtype"], f"{seconds * 1e3:.1f}", f"{copy * 1e3:.1f}",
+                         f"{ratio:.2f}", f"{qdq_ratio:.2f}", f"{fastest:.2f}" if fastest else "none", verdict])
     # entropy is one histogram pass: its time should scale linearly with n (no n·log n sort)
     idx = Deadzone(0.7, levels=2**8, xmax=1.0).quantize(x)
     full = median_seconds(lambda: entropy_bits(idx), args.repeats)
     eighth = median_seconds(lambda: entropy_bits(idx[: args.n // 8]), args.repeats)
     print(f"{args.n:,} float32 values; median of {args.repeats} runs; torch {torch.__version__} "
           f"({torch.get_num_threads()} threads), ml_dtypes {ml_dtypes.__version__}")
-    print(tabulate(rows, headers=["case", "q+dq+H ms", "copy ms", "q+dq+H ratio", "q+dq ratio",
-                                  "fastest peer of its kind", "target", "verdict"]))
+    print(tabulate(rows, headers=["case", "indices", "q+dq+H ms", "copy ms", "q+dq+H ratio", "q+dq ratio",
+                                  "fastest peer of its kind", "verdict"]))
     print(f"entropy alone: {full * 1e3:.1f} ms for n, {eighth * 1e3:.1f} ms for n/8 (ratio {full / eighth:.1f}, "
           "8 means linear)")
     if args.json:
@@ -139,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
             json.dump({"provenance": provenance(n=args.n, repeats=args.repeats, torch=torch.__version__,
                                                 ml_dtypes=ml_dtypes.__version__),
                        "results": results, "entropy_seconds": {"n": full, "n/8": eighth}}, handle, indent=2)
-    return 0 if all(r["ratio"] <= r["target"] for r in results.values() if not r["peer"]) else 1
+    return 0 if all(r["met"] for r in results.values() if not r["peer"]) else 1
 
 
 if __name__ == "__main__":

@@ -38,7 +38,8 @@ import numba as nb
 import numpy as np
 
 from greenbench.coding.entropy import CorruptStreamError, checked_body, read_varints, varints, with_checksum
-from greenbench.core.validation import as_index_array
+from greenbench.core.validation import as_index_array, narrowest_int_dtype
+from greenbench.quantization.kernels import index_range
 
 MAGIC = b"GBCC"
 MAX_SYMBOLS = 1 << 31  # the most indices a stream may claim: 2^31 int64 values are 16 GiB
@@ -204,7 +205,7 @@ def _encode(symbols, lengths, lags, capacity):
         models = _fresh_models(2, lengths[t])
         lag, last_sign = lags[t], 0
         for i in range(start, start + lengths[t]):
-            k = symbols[i]
+            k = np.int64(symbols[i])  # widened: the magnitude of an int8 −128 is no int8
             a = abs(k)
             length = _bit_length(a)
             bit_lengths[i] = length
@@ -294,18 +295,19 @@ def sign_lag(indices: np.ndarray) -> int:
 
 
 def encode_tensors(tensors: list[Any]) -> bytes:
-    """Code index tensors (any shapes, flattened) into one checked stream."""
+    """Code index tensors (any shapes and integer dtypes, flattened) into one checked stream."""
     if not tensors:
         raise ValueError("no tensors to code")
     flat = [as_index_array(t).reshape(-1) for t in tensors]
     for i, f in enumerate(flat):  # (as_index_array refused values beyond int64)
         if f.dtype == np.int64 and int(f.min()) == -2**63:
             raise ValueError(f"tensor {i} holds the index −2^63, whose magnitude is no int64")
-    symbols = np.concatenate(flat).astype(np.int64)
+    common = np.result_type(*flat)  # the indices' own dtype, not a copy 8 bytes an index, where they share one
+    symbols = np.concatenate(flat).astype(common if common.kind == "i" else np.int64, copy=False)
     lengths = np.array([f.size for f in flat], np.int64)
     lags = np.array([sign_lag(f) for f in flat], np.int64)
     # each decision costs at most 10 bits (probabilities stay ≥ 2^-10); a symbol takes at most 2·63 + 1 decisions
-    lengths_bits = np.frexp(np.abs(symbols).astype(np.float64))[1].astype(np.int64)
+    lengths_bits = np.frexp(np.abs(symbols.astype(np.float64)))[1].astype(np.int64)
     capacity = int((10 * (2 * lengths_bits.sum() + 2 * symbols.size)) // 8) + 64
     coded = _encode(symbols, lengths, lags, capacity)
     header = MAGIC + bytes([VERSION]) + _HEADER.pack(len(flat)) + (
@@ -314,7 +316,8 @@ def encode_tensors(tensors: list[Any]) -> bytes:
 
 
 def decode_tensors(data: bytes) -> list[np.ndarray]:
-    """The flat int64 index tensors that `encode_tensors` coded; CorruptStreamError if the stream is damaged."""
+    """The flat index tensors that `encode_tensors` coded, in the narrowest signed integer dtype that holds them
+    all; CorruptStreamError if the stream is damaged."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"a context-coded stream is bytes, got {type(data).__name__}")
     data = bytes(data)
@@ -349,4 +352,6 @@ def decode_tensors(data: bytes) -> list[np.ndarray]:
     symbols, read = _decode(payload, lengths, np.array(lag_list, np.int64), fmt)
     if read > payload.size + (8 if fmt == 2 else 0):  # format 2 leaves out the flush's trailing zero bytes
         raise CorruptStreamError("context-coded stream is truncated: its payload ran out before the last symbol")
+    if symbols.size:
+        symbols = symbols.astype(narrowest_int_dtype(*(int(v) for v in index_range(symbols))), copy=False)
     return np.split(symbols, np.cumsum(lengths)[:-1])

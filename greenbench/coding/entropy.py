@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from greenbench.core.validation import as_index_array, check_scalar
+from greenbench.core.validation import as_index_array, check_scalar, narrowest_int_dtype
 from greenbench.quantization import kernels as _kernels
 
 FP32_BITS = 32
@@ -181,7 +181,7 @@ def encode_indices(indices: Any) -> CodedIndices:
     """Range-code a flat index array under its empirical distribution; the header holds the model."""
     import constriction
 
-    q = as_index_array(indices).reshape(-1).astype(np.int64)
+    q = as_index_array(indices).reshape(-1).astype(np.int64, copy=False)  # int64: q − lo must not wrap
     lo, hi = int(q.min()), int(q.max())
     if hi - lo >= MAX_SPAN:
         raise ValueError(f"indices span {hi - lo + 1} values (from {lo} to {hi}); at most {MAX_SPAN} can be coded")
@@ -198,7 +198,8 @@ def encode_indices(indices: Any) -> CodedIndices:
 
 
 def decode_indices(data: bytes) -> np.ndarray:
-    """The int64 index array that `encode_indices` coded into `data`; CorruptStreamError if it is damaged."""
+    """The index array that `encode_indices` coded into `data`, in the narrowest signed integer dtype that holds
+    it; CorruptStreamError if it is damaged."""
     import constriction
 
     if not isinstance(data, (bytes, bytearray, memoryview)):
@@ -222,11 +223,12 @@ def decode_indices(data: bytes) -> np.ndarray:
     if span >= MAX_SPAN or lo + span > np.iinfo(np.int64).max:
         raise CorruptStreamError("corrupt coded index stream: symbol values out of range")
     values = lo + np.cumsum(gaps + 1) - 1
+    values = values.astype(narrowest_int_dtype(lo, int(values[-1])))
     payload = body[pos:]
     if nsym == 1:
         if payload:
             raise CorruptStreamError("corrupt coded index stream: payload after a one-symbol table")
-        return np.full(count, values[0], dtype=np.int64)
+        return np.full(count, values[0], dtype=values.dtype)
     if len(payload) % 4 or not payload:
         raise CorruptStreamError("coded index stream is truncated (payload not whole 32-bit words)")
     model = constriction.stream.model.Categorical(counts.astype(np.float64), perfect=False)
@@ -238,20 +240,11 @@ def decode_indices(data: bytes) -> np.ndarray:
     return values[symbols]
 
 
-def smallest_int_dtype(indices: np.ndarray) -> np.dtype:
-    lo, hi = int(indices.min()), int(indices.max())
-    for dtype in (np.int8, np.int16, np.int32):
-        info = np.iinfo(dtype)
-        if info.min <= lo and hi <= info.max:
-            return np.dtype(dtype)
-    return np.dtype(np.int64)
-
-
 def general_purpose_sizes(indices: Any) -> dict[str, int]:
     """Bytes taken by zstd (level 19) and xz of the indices stored in their smallest integer type."""
     import zstandard
 
     q = as_index_array(indices).reshape(-1)
-    raw = q.astype(smallest_int_dtype(q)).tobytes()
+    raw = q.astype(narrowest_int_dtype(int(q.min()), int(q.max()))).tobytes()
     return {"zstd-19": len(zstandard.ZstdCompressor(level=19).compress(raw)),
             "xz": len(lzma.compress(raw, preset=9))}

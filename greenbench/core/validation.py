@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 FLOAT_DTYPES = (np.float16, np.float32, np.float64)
+INDEX_DTYPES = (np.int8, np.int16, np.int32, np.int64)  # the dtypes indices come in, narrowest first
 
 
 def _native(arr: np.ndarray) -> np.ndarray:
@@ -45,6 +46,15 @@ def as_index_array(q: Any) -> np.ndarray:
     if arr.dtype == np.uint64 and int(arr.max()) > np.iinfo(np.int64).max:
         raise ValueError(f"index {int(arr.max())} does not fit in int64: no quantizer produces it")
     return arr
+
+
+def narrowest_int_dtype(lo: int, hi: int) -> np.dtype:
+    """The narrowest signed integer dtype that holds every integer from `lo` to `hi`."""
+    for dtype in INDEX_DTYPES:
+        info = np.iinfo(dtype)
+        if info.min <= lo and hi <= info.max:
+            return np.dtype(dtype)
+    raise ValueError(f"integers from {lo} to {hi} do not fit in int64")
 
 
 def float_dtype(dtype: Any) -> np.dtype:

@@ -9,6 +9,8 @@ subclassing.
 
 The checks (those that do not apply to a quantizer are left out for it):
 - shape_and_dtype: indices keep the input's shape and are integers; values are floats of the asked dtype
+- narrow_indices (quantizers declaring `index_bounds`): the bounds are tight, indices come in the narrowest
+  signed integer dtype that holds them, and int64 copies of them dequantize to the same bits
 - idempotent: Q(D(Q(x))) = Q(x)
 - monotone: indices and reconstruction do not decrease as the input grows
 - odd_symmetry (quantizers declaring `symmetric`): D(Q(−x)) = −D(Q(x)) away from cell edges
@@ -30,73 +32,10 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 
 from greenbench.coding.entropy import decode_indices, encode_indices
-from greenbench.core.validation import as_float_array, as_index_array, check_finite, check_scalar, float_dtype
+from greenbench.core.validation import narrowest_int_dtype
 from greenbench.harness.deadline import CALL_DEADLINE_S, CHECK_BUDGET_S, DeadlinedQuantizer
 from greenbench.harness.inputs import CANDIDATE_INDICES, input_scale, invalid_candidates, quantizer_inputs
 from greenbench.quantization.base import Quantizer
-
-
-class FunctionQuantizer(Quantizer):
-    """A quantizer made of two plain functions: `quantize_fn(x: float64 array) -> integer array` and
-    `dequantize_fn(q: int64 array) -> float array`.
-
-    Input is validated here (finite floats, not empty) before `quantize_fn` sees it, and its output
-    is checked to be integers of the input's shape. Declare what holds so the checks test it:
-    `levels` (most distinct outputs), `symmetric` (odd symmetry), `error_bound(x)` (largest
-    |x − D(Q(x))|, inf where unbounded) and `valid(q)` (which indices `dequantize_fn` accepts).
-    """
-
-    def __init__(self, quantize_fn: Callable[[np.ndarray], Any], dequantize_fn: Callable[[np.ndarray], Any],
-                 name: str, *, levels: int | None = None, symmetric: bool = False,
-                 error_bound: Callable[[np.ndarray], np.ndarray] | None = None,
-                 valid: Callable[[np.ndarray], np.ndarray] | None = None):
-        if not callable(quantize_fn) or not callable(dequantize_fn):
-            raise ValueError("quantize_fn and dequantize_fn must be callables")
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"a quantizer needs a name, got {name!r}")
-        if levels is not None:
-            check_scalar(levels, "levels (or None)", int, low=1)
-        self.quantize_fn, self.dequantize_fn = quantize_fn, dequantize_fn
-        self.name = name  # type: ignore[misc] - an instance's name, not the class's
-        self.levels = None if levels is None else int(levels)
-        self.symmetric = bool(symmetric)  # type: ignore[misc]
-        self._error_bound, self._valid = error_bound, valid
-
-    @property
-    def params(self) -> dict[str, Any]:
-        return {"levels": self.levels}
-
-    @property
-    def max_levels(self) -> int | None:
-        return self.levels
-
-    def quantize(self, x: Any) -> np.ndarray:
-        arr = as_float_array(x)
-        check_finite(arr)
-        q = np.asarray(self.quantize_fn(arr.astype(np.float64)))
-        if q.shape != arr.shape or q.dtype.kind not in "iu":
-            raise TypeError(f"{self.name}: quantize_fn gave {q.dtype} of shape {q.shape}, not integers of shape "
-                            f"{arr.shape}")
-        return q
-
-    def dequantize(self, q: Any, dtype: Any = np.float64) -> np.ndarray:
-        dtype = float_dtype(dtype)
-        idx = as_index_array(q)
-        bad = int(np.count_nonzero(self.invalid_indices(idx)))
-        if bad:
-            raise ValueError(f"{bad} index(es) are not valid for {self.name}")
-        return np.asarray(self.dequantize_fn(idx.astype(np.int64)), dtype=np.float64).reshape(idx.shape).astype(dtype)
-
-    def invalid_indices(self, q: np.ndarray) -> np.ndarray:
-        q = np.asarray(q)
-        return np.zeros(q.shape, bool) if self._valid is None else ~np.asarray(self._valid(q), dtype=bool)
-
-    def error_bound(self, x: np.ndarray) -> np.ndarray | None:
-        return None if self._error_bound is None else np.asarray(self._error_bound(x), dtype=np.float64)
-
-    def __repr__(self) -> str:
-        return f"FunctionQuantizer({self.name!r}, levels={self.levels})"
-
 
 # --------------------------------------------------------------------------- inputs
 
@@ -118,6 +57,30 @@ def _shape_and_dtype(quantizer: Quantizer, x: np.ndarray) -> None:
     assert quantizer.dequantize(q, dtype=x.dtype).dtype == x.dtype, "dequantize ignored the dtype asked for"
 
 
+def _spread_inputs(quantizer: Quantizer) -> np.ndarray:
+    """Inputs over the quantizer's whole range, and beyond it on both sides (saturation included)."""
+    smallest, largest = input_scale(quantizer)
+    return np.concatenate([np.linspace(-2 * largest, 2 * largest, 257),
+                           np.linspace(-50 * smallest, 50 * smallest, 257)])
+
+
+def _narrow_indices(quantizer: Quantizer, x: np.ndarray) -> None:
+    """The declared index bounds are tight (both valid, the next integer beyond each invalid), quantize gives the
+    narrowest signed integer dtype holding them, and the same indices as int64 dequantize to the same bits."""
+    lo, hi = quantizer.index_bounds  # type: ignore[misc]
+    beyond = np.array([lo, hi, lo - 1, hi + 1], np.int64)
+    invalid = np.asarray(quantizer.invalid_indices(beyond), dtype=bool).tolist()
+    assert invalid == [False, False, True, True], (
+        f"index bounds [{lo}, {hi}] are not tight: invalid_indices({beyond.tolist()}) = {invalid}")
+    q = quantizer.quantize(_spread_inputs(quantizer))
+    assert q.dtype == narrowest_int_dtype(lo, hi), (
+        f"indices are {q.dtype}; the narrowest dtype for [{lo}, {hi}] is {narrowest_int_dtype(lo, hi)}")
+    for dtype, bits in ((np.float32, np.uint32), (np.float64, np.uint64)):
+        narrow, wide = quantizer.dequantize(q, dtype=dtype), quantizer.dequantize(q.astype(np.int64), dtype=dtype)
+        assert np.array_equal(narrow.view(bits), wide.view(bits)), (
+            f"{q.dtype} and int64 indices dequantize to other {np.dtype(dtype)} values")
+
+
 def _idempotent(quantizer: Quantizer, x: np.ndarray) -> None:
     """Q(D(Q(x))) = Q(x): a reconstruction quantizes to its own index."""
     q = quantizer.quantize(x)
@@ -129,7 +92,7 @@ def _monotone(quantizer: Quantizer, x: np.ndarray) -> None:
     """Indices and reconstructions never decrease as the input grows."""
     xs = np.sort(x.reshape(-1).astype(np.float64))
     q = quantizer.quantize(xs)
-    assert np.all(np.diff(q) >= 0), "indices decrease as the input grows"
+    assert np.all(np.diff(q.astype(np.int64)) >= 0), "indices decrease as the input grows"  # int8 differences wrap
     assert np.all(np.diff(quantizer.dequantize(q)) >= 0), "reconstruction decreases as the input grows"
 
 
@@ -199,8 +162,7 @@ REPEATS = 230  # a quantizer that differs on 2 % of calls is caught with 99 % pr
 
 def _deterministic(quantizer: Quantizer, x: np.ndarray) -> None:
     """The same input gives the same indices and values on every call (REPEATS calls)."""
-    smallest, largest = input_scale(quantizer)
-    x = np.concatenate([np.linspace(-2 * largest, 2 * largest, 257), np.linspace(-50 * smallest, 50 * smallest, 257)])
+    x = _spread_inputs(quantizer)
     q = quantizer.quantize(x)
     r = quantizer.dequantize(q)
     for call in range(1, REPEATS):
@@ -242,6 +204,7 @@ def _declares_error_bound(quantizer: Quantizer) -> bool:
 CHECKS: dict[str, tuple[Callable[[Quantizer, np.ndarray], None], Callable[[Quantizer], bool], bool]] = {
     "deterministic": (_deterministic, lambda q: True, False),  # first: flakiness confuses the others
     "shape_and_dtype": (_shape_and_dtype, lambda q: True, True),
+    "narrow_indices": (_narrow_indices, lambda q: q.index_bounds is not None, False),
     "idempotent": (_idempotent, lambda q: True, True),
     "monotone": (_monotone, lambda q: True, True),
     "odd_symmetry": (_odd_symmetry, lambda q: bool(q.symmetric), True),
@@ -359,6 +322,7 @@ def _named_check(name: str) -> Callable[[Quantizer], None]:
 
 # each check on its own, importable as scikit-learn's check_* are
 check_shape_and_dtype = _named_check("shape_and_dtype")
+check_narrow_indices = _named_check("narrow_indices")
 check_idempotent = _named_check("idempotent")
 check_monotone = _named_check("monotone")
 check_odd_symmetry = _named_check("odd_symmetry")

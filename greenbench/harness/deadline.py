@@ -121,5 +121,9 @@ class DeadlinedQuantizer(Quantizer):
     def max_levels(self) -> int | None:
         return self.inner.max_levels
 
+    @property
+    def index_bounds(self) -> tuple[int, int] | None:
+        return self.inner.index_bounds
+
     def __repr__(self) -> str:
         return repr(self.inner)

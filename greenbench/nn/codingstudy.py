@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from greenbench.core.validation import narrowest_int_dtype
+
 DEEPCABAC_BUILD = ("pip install pybind11 wheel setuptools && pip install --no-deps --no-build-isolation nncodec  "
                    "(about 90 s of C++ on 2 cores; its Python requirements are not needed for the coder)")
 UNARY_LENGTH_MINUS1 = 10  # NNCodec's default cabac_unary_length_minus1
@@ -140,21 +142,12 @@ def deepcabac_decode(streams: list[bytes], shapes: list[tuple[int, ...]]) -> lis
     return out
 
 
-def narrowest(tensors: list[np.ndarray]) -> np.ndarray:
-    """All the indices in the narrowest signed integer type that holds them."""
-    flat = np.concatenate([np.asarray(t).reshape(-1) for t in tensors])
-    for dtype in (np.int8, np.int16, np.int32, np.int64):
-        info = np.iinfo(dtype)
-        if flat.size == 0 or (info.min <= flat.min() and flat.max() <= info.max):
-            return flat.astype(dtype)
-    raise AssertionError("int64 holds every index")
-
-
 def general_purpose_bytes(tensors: list[np.ndarray]) -> dict[str, int | str]:
     """zstd (level 19) and brotli (quality 11) on the narrowest integer array: bytes, or why not."""
     import zstandard
 
-    raw = narrowest(tensors).tobytes()
+    flat = np.concatenate([np.asarray(t).reshape(-1) for t in tensors])
+    raw = flat.astype(narrowest_int_dtype(int(flat.min()), int(flat.max()))).tobytes()
     sizes: dict[str, int | str] = {"zstd": len(zstandard.ZstdCompressor(level=19).compress(raw))}
     try:
         import brotli

@@ -4,7 +4,8 @@
   helpers the compiled kernels share.
 - `uniform`: midtread, midrise, deadzone (thesis Eqs. 2.21–2.26); `tabled`: μ-law and minifloat
   (Eqs. 2.27–2.30) through exact threshold tables; `affine`: seed 003's Q(r) = Int(r/S) − Z;
-  `codebook`: edges and points; `designed`: ECSQ and the centroid deadzone, designed on a source.
+  `codebook`: edges and points; `designed`: ECSQ and the centroid deadzone, designed on a source;
+  `function`: `FunctionQuantizer`, a user's two plain functions as a quantizer (not registered).
 - `kernels`: the numba loops behind them.
 
 Importing this package registers every family, so the registry is whole whichever module a user

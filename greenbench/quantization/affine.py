@@ -21,7 +21,7 @@ from greenbench.quantization.base import (
 
 
 def _check_bits(bits: Any) -> int:
-    return check_scalar(bits, "bits", int, low=1, high=31)  # indices in int32/int64 without overflow
+    return check_scalar(bits, "bits", int, low=1, high=31)  # S·(q + Z) in int64 without overflow
 
 
 @register_quantizer
@@ -78,7 +78,7 @@ class Affine(Quantizer):
 
     def quantize(self, x: Any) -> np.ndarray:
         arr = as_float_array(x)
-        out = np.empty(arr.size, dtype=np.int64 if self.bits > 16 else np.int32)
+        out = np.empty(arr.size, dtype=self.index_dtype)
         bad = _kernels.to_indices(kernel_input(arr), out, _kernels.affine_index, self.scale, self.zero_point,
                                   self.qmin, self.qmax)
         raise_if_bad(bad, "input holds {bad} non-finite value(s) (NaN or inf)")
@@ -91,6 +91,10 @@ class Affine(Quantizer):
                                  self.qmin, self.qmax)
         raise_if_bad(bad, f"{{bad}} index(es) are not valid for {self!r}")
         return cast_output(out.reshape(idx.shape), dtype, self)
+
+    @property
+    def index_bounds(self) -> tuple[int, int]:
+        return self.qmin, self.qmax
 
     def invalid_indices(self, q: np.ndarray) -> np.ndarray:
         q = np.asarray(q, dtype=np.int64)

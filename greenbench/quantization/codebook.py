@@ -54,7 +54,11 @@ class Codebook(Quantizer):
         arr = as_float_array(x)
         check_finite(arr)
         cells = np.searchsorted(self.edges, arr.astype(np.float64, copy=False), side="right")
-        return (cells - self.zero_cell).astype(np.int32)
+        return (cells - self.zero_cell).astype(self.index_dtype)
+
+    @property
+    def index_bounds(self) -> tuple[int, int]:
+        return -self.zero_cell, self.points.size - 1 - self.zero_cell
 
     def invalid_indices(self, q: np.ndarray) -> np.ndarray:
         cells = np.asarray(q, dtype=np.int64) + self.zero_cell

@@ -9,12 +9,21 @@ from __future__ import annotations
 
 import functools
 import math
+from types import FunctionType
 
 import numba as nb
 import numpy as np
 from llvmlite import ir as llvm_ir
 from numba.core import types
 from numba.extending import intrinsic
+
+
+def _renamed(func, suffix: str):
+    copy = FunctionType(func.__code__, func.__globals__, func.__name__ + suffix, func.__defaults__, func.__closure__)
+    copy.__qualname__ = func.__qualname__ + suffix
+    copy.__module__ = func.__module__
+    return copy
+
 
 # Below this many elements a parallel loop costs more in thread wake-ups than it saves.
 PARALLEL_MIN = 1 << 16
@@ -23,12 +32,16 @@ PARALLEL_MIN = 1 << 16
 class _Kernel:
     """One loop compiled twice, serial and parallel; the call picks by the data's size.
 
-    `cache=False` for loops that take functions as arguments (see below).
+    `cache=False` for loops that take functions as arguments (see below). The parallel variant is
+    compiled from a copy of the function under another name: numba's disk cache keys a function by
+    its name, signature and bytecode, not by `parallel`, so the two variants would otherwise share
+    one entry, and whichever compiled first would run for every size (serial code on 20 M indices
+    took 2-4 times as long).
     """
 
     def __init__(self, func, cache=True):
         self.serial = nb.njit(cache=cache, nogil=True)(func)
-        self.parallel = nb.njit(parallel=True, cache=cache, nogil=True)(func)
+        self.parallel = nb.njit(parallel=True, cache=cache, nogil=True)(_renamed(func, "_parallel"))
         self.__doc__ = func.__doc__
 
     def __call__(self, data, *args):

@@ -153,6 +153,10 @@ class MuLaw(_Tabled):
     def max_levels(self) -> int:
         return self._uniform.max_levels  # type: ignore[return-value]
 
+    @property
+    def index_bounds(self) -> tuple[int, int]:
+        return self._uniform.index_bounds
+
     def invalid_indices(self, q: np.ndarray) -> np.ndarray:
         return self._uniform.invalid_indices(q)
 
@@ -183,7 +187,7 @@ class MuLaw(_Tabled):
 
     def quantize(self, x: Any) -> np.ndarray:
         arr = as_float_array(x)
-        return self._indices(arr, np.empty(arr.size, dtype=self._uniform._index_dtype()))
+        return self._indices(arr, np.empty(arr.size, dtype=self.index_dtype))
 
     def dequantize(self, q: Any, dtype: Any = np.float64) -> np.ndarray:
         return self._values(q, dtype)
@@ -268,8 +272,12 @@ class Minifloat(_Tabled):
 
     def quantize(self, x: Any) -> np.ndarray:
         arr = as_float_array(x)
-        return self._indices(arr, np.empty(arr.size, dtype=np.int32 if self.exponent_bits + self.mantissa_bits < 30
-                                           else np.int64))
+        return self._indices(arr, np.empty(arr.size, dtype=self.index_dtype))
+
+    @property
+    def index_bounds(self) -> tuple[int, int]:
+        top = ((self._code_hi + 1) << self.mantissa_bits) - 1 + self._offset  # the largest magnitude's bit pattern
+        return -top, top
 
     def invalid_indices(self, q: np.ndarray) -> np.ndarray:
         mag = np.abs(np.asarray(q, dtype=np.int64)) - self._offset

@@ -65,12 +65,13 @@ class _UniformBase(Quantizer):
         q = np.asarray(q, dtype=np.int64)
         return (np.abs(q) > self.qmax) | ((q == 0) & (not self.has_zero))
 
-    def _index_dtype(self) -> type:
-        return np.int64 if self.levels is None or self.qmax >= 2**31 else np.int32
+    @property
+    def index_bounds(self) -> tuple[int, int]:
+        return -int(self.qmax), int(self.qmax)
 
     def _run_quantize(self, x: Any, delta: float, rule: Any) -> np.ndarray:
         arr = as_float_array(x)
-        out = np.empty(arr.size, dtype=self._index_dtype())
+        out = np.empty(arr.size, dtype=self.index_dtype)
         bad = _kernels.to_indices(kernel_input(arr), out, _kernels.uniform_index, self.step, delta, self.qmax, rule)
         raise_if_bad(bad, "input holds {bad} non-finite value(s) (NaN or inf)")
         if self.levels is None:  # step-only: an index clipped at the limit would be a wrong value, not a clip

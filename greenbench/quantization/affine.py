@@ -79,16 +79,14 @@ class Affine(Quantizer):
     def quantize(self, x: Any) -> np.ndarray:
         arr = as_float_array(x)
         out = np.empty(arr.size, dtype=self.index_dtype)
-        bad = _kernels.to_indices(kernel_input(arr), out, _kernels.affine_index, self.scale, self.zero_point,
-                                  self.qmin, self.qmax)
+        bad = _kernels.affine_indices(kernel_input(arr), out, self.scale, self.zero_point, self.qmin, self.qmax)
         raise_if_bad(bad, "input holds {bad} non-finite value(s) (NaN or inf)")
         return out.reshape(arr.shape)
 
     def dequantize(self, q: Any, dtype: Any = np.float64) -> np.ndarray:
         idx = as_index_array(q)
         out = kernel_output(idx.size, dtype)
-        bad = _kernels.to_values(idx.reshape(-1), out, _kernels.affine_value, self.scale, self.zero_point,
-                                 self.qmin, self.qmax)
+        bad = _kernels.affine_values(idx.reshape(-1), out, self.scale, self.zero_point, self.qmin, self.qmax)
         raise_if_bad(bad, f"{{bad}} index(es) are not valid for {self!r}")
         return cast_output(out.reshape(idx.shape), dtype, self)
 

@@ -7,7 +7,6 @@ non-zero count. Arithmetic is float64 whatever the input dtype, so results do no
 
 from __future__ import annotations
 
-import functools
 import math
 from types import FunctionType
 
@@ -48,12 +47,13 @@ class _Kernel:
         return (self.parallel if data.size >= PARALLEL_MIN else self.serial)(data, *args)
 
 
-# Two loops serve every kernel-backed quantizer: `to_indices` and `to_values` apply a per-element rule
-# (passed as a compiled function, so each rule gets its own specialised loop) and count bad elements.
-# They are compiled in each process, not cached on disk: numba's cache cannot hold overloads keyed by
-# function types (every process misses, files pile up, and saving over another process's index fails
-# with "underlying object has vanished"). A first call costs 0.2-1.4 s of compilation; choosing the
-# rule by a flag inside the loop instead would cost about half again the time of every call.
+# Two loops serve every kernel-backed quantizer: one applies a per-element index rule and counts the
+# non-finite inputs, the other a value rule and counts the indices it rejects. Each rule gets its own copy
+# of the loop, with the rule bound as the loop's global `rule` and a name of its own (`_for_rule`), so the
+# loop is specialised to it and numba caches it on disk like the other kernels. Passing the rule as an
+# argument instead would put a dispatcher in the signature, which numba's cache cannot key: every process
+# recompiled every loop (0.2-1.4 s each). Choosing the rule by a flag inside one loop would cost about half
+# again the time of every call.
 
 @nb.njit(inline="always")
 def midtread_rule(t, delta):
@@ -84,6 +84,21 @@ def uniform_index(v, step, delta, qmax, magnitude_rule):
     t = abs(v) / step
     q = qmax if t >= qmax + 1.0 else min(magnitude_rule(t, delta), qmax)
     return -q if v < 0 else q
+
+
+@nb.njit(inline="always")
+def midtread_index(v, step, delta, qmax, unused):
+    return uniform_index(v, step, delta, qmax, midtread_rule)
+
+
+@nb.njit(inline="always")
+def midrise_index(v, step, delta, qmax, unused):
+    return uniform_index(v, step, delta, qmax, midrise_rule)
+
+
+@nb.njit(inline="always")
+def deadzone_index(v, step, delta, qmax, unused):
+    return uniform_index(v, step, delta, qmax, deadzone_rule)
 
 
 @nb.njit(inline="always")
@@ -118,30 +133,43 @@ def affine_value(k, scale, zero_point, qmin, qmax):
     return scale * (k + zero_point) if qmin <= k <= qmax else math.nan
 
 
-@functools.partial(_Kernel, cache=False)
-def to_indices(x, out, rule, a, b, c, d):
+def _indices_loop(x, out, a, b, c, d):
     """out[i] = rule(x[i], a, b, c, d); returns how many inputs were NaN or inf."""
     bad = 0
     for i in nb.prange(x.size):
         v = np.float64(x[i])
         if math.isfinite(v):
-            out[i] = rule(v, a, b, c, d)
+            out[i] = rule(v, a, b, c, d)  # noqa: F821 - the global `_for_rule` binds
         else:
             bad += 1
             out[i] = 0
     return bad
 
 
-@functools.partial(_Kernel, cache=False)
-def to_values(q, out, rule, a, b, c, d):
+def _values_loop(q, out, a, b, c, d):
     """out[i] = rule(q[i], a, b, c, d); returns how many indices the rule rejected (NaN, left in out)."""
     bad = 0
     for i in nb.prange(q.size):
-        r = rule(np.int64(q[i]), a, b, c, d)
+        r = rule(np.int64(q[i]), a, b, c, d)  # noqa: F821 - the global `_for_rule` binds
         if math.isnan(r):  # an if, not `bad += isnan(r)`: numba runs a loop with a boolean sum serially
             bad += 1
         out[i] = r
     return bad
+
+
+def _for_rule(loop, rule, name: str) -> _Kernel:
+    """`loop` with its global `rule` bound to one rule, under the name `name` (its disk-cache entry)."""
+    func = FunctionType(loop.__code__, {**loop.__globals__, "rule": rule}, name)
+    func.__qualname__, func.__module__, func.__doc__ = name, loop.__module__, loop.__doc__
+    return _Kernel(func)
+
+
+midtread_indices = _for_rule(_indices_loop, midtread_index, "midtread_indices")
+midrise_indices = _for_rule(_indices_loop, midrise_index, "midrise_indices")
+deadzone_indices = _for_rule(_indices_loop, deadzone_index, "deadzone_indices")
+affine_indices = _for_rule(_indices_loop, affine_index, "affine_indices")
+uniform_values = _for_rule(_values_loop, uniform_value, "uniform_values")
+affine_values = _for_rule(_values_loop, affine_value, "affine_values")
 
 
 @_Kernel
@@ -245,6 +273,10 @@ def minifloat_value(k, scale, min_normal, max_value, layout):
     else:
         return math.nan
     return (-r if k < 0 else r) * scale
+
+
+minifloat_indices = _for_rule(_indices_loop, minifloat_index, "minifloat_indices")
+minifloat_values = _for_rule(_values_loop, minifloat_value, "minifloat_values")
 
 
 # Tables for a symmetric quantizer whose |index| never decreases with |x| (built by `quantizers._Tabled`):

@@ -182,7 +182,7 @@ class MuLaw(_Tabled):
 
     def _level_values(self, k: np.ndarray) -> np.ndarray:
         y = np.empty(k.size)
-        _kernels.to_values(k, y, _kernels.uniform_value, self._uniform.step, 0.0, self._uniform.qmax, True)
+        _kernels.uniform_values(k, y, self._uniform.step, 0.0, self._uniform.qmax, True)
         return self.expand(y)  # numpy's expm1, not the compiled one: the values are numpy's to the last bit
 
     def quantize(self, x: Any) -> np.ndarray:
@@ -260,14 +260,14 @@ class Minifloat(_Tabled):
         return self.scale, self.min_normal, self.max_value, tuple(np.int64(v) for v in layout)
 
     def _exact_indices(self, flat: np.ndarray, out: np.ndarray) -> int:
-        return _kernels.to_indices(flat, out, _kernels.minifloat_index, *self._args())
+        return _kernels.minifloat_indices(flat, out, *self._args())
 
     def _magnitudes(self) -> int:
         return self.max_levels // 2 + 1
 
     def _level_values(self, k: np.ndarray) -> np.ndarray:
         values = np.empty(k.size)
-        _kernels.to_values(k, values, _kernels.minifloat_value, *self._args())
+        _kernels.minifloat_values(k, values, *self._args())
         return values
 
     def quantize(self, x: Any) -> np.ndarray:

@@ -69,10 +69,10 @@ class _UniformBase(Quantizer):
     def index_bounds(self) -> tuple[int, int]:
         return -int(self.qmax), int(self.qmax)
 
-    def _run_quantize(self, x: Any, delta: float, rule: Any) -> np.ndarray:
+    def _run_quantize(self, x: Any, delta: float, kernel: Any) -> np.ndarray:
         arr = as_float_array(x)
         out = np.empty(arr.size, dtype=self.index_dtype)
-        bad = _kernels.to_indices(kernel_input(arr), out, _kernels.uniform_index, self.step, delta, self.qmax, rule)
+        bad = kernel(kernel_input(arr), out, self.step, delta, self.qmax, 0)
         raise_if_bad(bad, "input holds {bad} non-finite value(s) (NaN or inf)")
         if self.levels is None:  # step-only: an index clipped at the limit would be a wrong value, not a clip
             lo, hi = _kernels.index_range(out)
@@ -85,7 +85,7 @@ class _UniformBase(Quantizer):
     def _run_dequantize(self, q: Any, offset: float, allow_zero: bool, dtype: Any) -> np.ndarray:
         idx = as_index_array(q)
         out = kernel_output(idx.size, dtype)
-        bad = _kernels.to_values(idx.reshape(-1), out, _kernels.uniform_value, self.step, offset, self.qmax, allow_zero)
+        bad = _kernels.uniform_values(idx.reshape(-1), out, self.step, offset, self.qmax, allow_zero)
         raise_if_bad(bad, f"{{bad}} index(es) are not valid for {self!r}")
         return cast_output(out.reshape(idx.shape), dtype, self)
 
@@ -111,7 +111,7 @@ class Midtread(_UniformBase):
         return (levels - 1) // 2
 
     def quantize(self, x: Any) -> np.ndarray:
-        return self._run_quantize(x, 0.0, _kernels.midtread_rule)
+        return self._run_quantize(x, 0.0, _kernels.midtread_indices)
 
     def dequantize(self, q: Any, dtype: Any = np.float64) -> np.ndarray:
         return self._run_dequantize(q, 0.0, True, dtype)
@@ -140,7 +140,7 @@ class Midrise(_UniformBase):
         return levels // 2
 
     def quantize(self, x: Any) -> np.ndarray:
-        return self._run_quantize(x, 0.0, _kernels.midrise_rule)
+        return self._run_quantize(x, 0.0, _kernels.midrise_indices)
 
     def dequantize(self, q: Any, dtype: Any = np.float64) -> np.ndarray:
         return self._run_dequantize(q, -0.5, False, dtype)
@@ -182,7 +182,7 @@ class Deadzone(_UniformBase):
         return {"delta": self.delta, **super().params}
 
     def quantize(self, x: Any) -> np.ndarray:
-        return self._run_quantize(x, self.delta, _kernels.deadzone_rule)
+        return self._run_quantize(x, self.delta, _kernels.deadzone_indices)
 
     def dequantize(self, q: Any, dtype: Any = np.float64) -> np.ndarray:
         return self._run_dequantize(q, self.delta - 0.5, self.delta > 0, dtype)

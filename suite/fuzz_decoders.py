@@ -116,6 +116,9 @@ TARGETS = {"index-stream": fuzz_index_stream, "context-stream": fuzz_context_str
 if __name__ == "__main__":
     examples, targets = int(sys.argv[1]), sys.argv[2:] or list(TARGETS)  # one process: torch is imported once
     CONTAINER = _container()
+    # compile the decoders' kernels before the deadlines start (a fresh clone has no numba cache)
+    decode_container(CONTAINER)
+    decode_indices(encode_indices(np.arange(-3, 4)).data)
     for target in targets:
         settings(max_examples=examples, deadline=2000, database=None, derandomize=True,
                  suppress_health_check=list(HealthCheck))(TARGETS[target])()

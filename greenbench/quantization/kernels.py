@@ -17,10 +17,12 @@ from numba.core import types
 from numba.extending import intrinsic
 
 
-def _renamed(func, suffix: str):
-    copy = FunctionType(func.__code__, func.__globals__, func.__name__ + suffix, func.__defaults__, func.__closure__)
-    copy.__qualname__ = func.__qualname__ + suffix
-    copy.__module__ = func.__module__
+def _copy_named(func, name: str, bound: dict | None = None):
+    """A copy of `func` named `name` (numba's disk cache keeps a function's entries by its name), with `bound`
+    added to the globals it sees."""
+    copy = FunctionType(func.__code__, {**func.__globals__, **(bound or {})}, name, func.__defaults__,
+                        func.__closure__)
+    copy.__qualname__, copy.__module__, copy.__doc__ = name, func.__module__, func.__doc__
     return copy
 
 
@@ -29,18 +31,17 @@ PARALLEL_MIN = 1 << 16
 
 
 class _Kernel:
-    """One loop compiled twice, serial and parallel; the call picks by the data's size.
+    """One loop compiled twice, serial and parallel, both cached on disk; the call picks by the data's size.
 
-    `cache=False` for loops that take functions as arguments (see below). The parallel variant is
-    compiled from a copy of the function under another name: numba's disk cache keys a function by
-    its name, signature and bytecode, not by `parallel`, so the two variants would otherwise share
-    one entry, and whichever compiled first would run for every size (serial code on 20 M indices
-    took 2-4 times as long).
+    The parallel variant is compiled from a copy of the function under another name: numba's disk
+    cache keys a function by its name, signature and bytecode, not by `parallel`, so the two variants
+    would otherwise share one entry, and whichever compiled first would run at every size (serial
+    code on 20 M indices took 2-4 times as long).
     """
 
-    def __init__(self, func, cache=True):
-        self.serial = nb.njit(cache=cache, nogil=True)(func)
-        self.parallel = nb.njit(parallel=True, cache=cache, nogil=True)(_renamed(func, "_parallel"))
+    def __init__(self, func):
+        self.serial = nb.njit(cache=True, nogil=True)(func)
+        self.parallel = nb.njit(parallel=True, cache=True, nogil=True)(_copy_named(func, func.__name__ + "_parallel"))
         self.__doc__ = func.__doc__
 
     def __call__(self, data, *args):
@@ -158,10 +159,8 @@ def _values_loop(q, out, a, b, c, d):
 
 
 def _for_rule(loop, rule, name: str) -> _Kernel:
-    """`loop` with its global `rule` bound to one rule, under the name `name` (its disk-cache entry)."""
-    func = FunctionType(loop.__code__, {**loop.__globals__, "rule": rule}, name)
-    func.__qualname__, func.__module__, func.__doc__ = name, loop.__module__, loop.__doc__
-    return _Kernel(func)
+    """`loop` with its global `rule` bound to one rule, under the name `name`."""
+    return _Kernel(_copy_named(loop, name, {"rule": rule}))
 
 
 midtread_indices = _for_rule(_indices_loop, midtread_index, "midtread_indices")

@@ -107,15 +107,26 @@ def test_fuzzed_inputs_give_the_reference(q, x):
     np.testing.assert_array_equal(rule, expected)
 
 
-def test_serial_and_parallel_kernels_keep_separate_disk_caches():
-    """numba keys its disk cache by function name, not by `parallel`: a shared entry would run whichever variant
-    compiled first at every size (the serial histogram and gather on 20 M int8 indices, 2-4 times slower)."""
-    from numba.core.caching import FunctionCache
-
+def test_parallel_kernels_on_large_data_give_the_small_data_results():
+    """Above numba's chunking, indices, counts of bad inputs, ranges and histograms are those of the same data
+    taken 1,000 elements at a time."""
     from greenbench.quantization import kernels
+    from greenbench.quantization.uniform import Deadzone
 
-    cached = [k for k in vars(kernels).values()
-              if isinstance(k, kernels._Kernel) and isinstance(k.serial._cache, FunctionCache)]
-    assert {"gather", "step_indices", "index_range", "index_histogram"} <= {k.serial.py_func.__name__ for k in cached}
-    files = [variant._cache._cache_file._index_name for k in cached for variant in (k.serial, k.parallel)]
-    assert len(set(files)) == len(files), f"kernel variants share disk cache entries: {sorted(files)}"
+    x = np.random.default_rng(8).laplace(scale=0.05, size=300_007)
+    x[[0, -1, 65_536]] = (np.nan, np.inf, -np.inf)
+    q = Deadzone(0.7, levels=255)
+    whole = np.empty(x.size, np.int8)
+    assert kernels.deadzone_indices(x, whole, q.step, 0.7, q.qmax, 0) == 3
+    pieces = [q.quantize(np.nan_to_num(x[i:i + 1000], nan=0.0, posinf=0.0, neginf=0.0))
+              for i in range(0, x.size, 1000)]
+    np.testing.assert_array_equal(whole, np.concatenate(pieces))
+    assert tuple(int(v) for v in kernels.index_range(whole)) == (int(whole.min()), int(whole.max()))
+    lo, hi = int(whole.min()), int(whole.max())
+    np.testing.assert_array_equal(kernels.index_histogram(whole, np.int64(lo), hi - lo + 1, 2),
+                                  np.bincount(whole.astype(np.int64) - lo))
+    clean = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
+    for tabled in (MuLaw(2**8), Minifloat(4, 3)):  # the tables' path and the gather
+        indices = tabled.quantize(clean)
+        np.testing.assert_array_equal(indices, reference_indices(tabled, clean))
+        np.testing.assert_array_equal(tabled.dequantize(indices), reference_values(tabled, indices))

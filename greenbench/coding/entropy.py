@@ -28,7 +28,7 @@ def index_counts(indices: Any) -> np.ndarray:
     lo, hi = _kernels.index_range(q)
     bins = int(hi) - int(lo) + 1
     if not _sparse(bins, q.size):  # a histogram no larger than the data: O(n), no sort
-        counts = _kernels.index_histogram(q, np.int64(lo), bins, _histogram_chunks(q.size))
+        counts = _kernels.index_histogram(q, np.int64(lo), bins)
     else:  # indices spread so thinly that a histogram would dwarf the data
         counts = np.unique(q, return_counts=True)[1]
     return counts[counts > 0]
@@ -37,12 +37,6 @@ def index_counts(indices: Any) -> np.ndarray:
 def _sparse(span: int, size: int) -> bool:
     """Whether `size` indices spread over `span` values so thinly that a dense table would dwarf the data."""
     return span > max(4 * size, 1 << 20)
-
-
-def _histogram_chunks(n: int) -> int:
-    import numba
-
-    return max(1, min(numba.get_num_threads(), n // 65536))
 
 
 def entropy_from_counts(counts: np.ndarray) -> float:

@@ -1,4 +1,4 @@
-"""Fused, parallel loops for the hot paths (numba, on its threads): one pass per operation over the data.
+"""Fused loops for the hot paths (numba), on threads for large data: one pass per operation over the data.
 
 Each quantize kernel also counts the non-finite inputs it met, so that validation costs no extra
 pass; each dequantize kernel counts indices outside the quantizer's range. Callers raise on a
@@ -7,7 +7,9 @@ non-zero count. Arithmetic is float64 whatever the input dtype, so results do no
 
 from __future__ import annotations
 
+import functools
 import math
+from concurrent.futures import ThreadPoolExecutor
 from types import FunctionType
 
 import numba as nb
@@ -25,15 +27,43 @@ def _copy_named(func, name: str, bound: dict):
     return copy
 
 
-def kernel(func):
-    """A loop compiled once with numba's `parallel=True` (its prange loops on numba's threads), cached on disk.
+# Below this many elements a chunk costs more in thread hand-offs than it saves.
+PARALLEL_MIN = 1 << 16
+_POOL: list[ThreadPoolExecutor] = []
 
-    One compilation, not a serial one for small data beside it: on 100 elements the parallel call costs
-    4.7 µs against 1.3 µs, while on 20 M its code is more than twice as fast on one thread as the plain
-    loop's, and numba's disk cache does not tell a parallel compilation from a serial one of the same
-    function (whichever compiled first ran at every size).
+
+def _threads() -> ThreadPoolExecutor:
+    if not _POOL:
+        _POOL.append(ThreadPoolExecutor(max_workers=nb.get_num_threads(), thread_name_prefix="greenbench-kernel"))
+    return _POOL[0]
+
+
+class _Kernel:
+    """One serial loop (nogil, cached on disk) that runs on large data in chunks on threads, numba's own
+    thread count of them; `combine` makes one result of the chunks' (a sum unless given).
+
+    Not numba's `parallel=True`: its parfor compilation took 1-3 s per loop and input dtype in every fresh
+    environment, and its disk cache does not tell a parallel compilation from a serial one of the same
+    function (whichever compiled first ran at every size). `elementwise` loops write their second argument
+    element by element, so it is split like the first.
     """
-    return nb.njit(parallel=True, cache=True, nogil=True)(func)
+
+    def __init__(self, func, combine=sum, elementwise: bool = True):
+        self.serial = nb.njit(cache=True, nogil=True)(func)
+        self.combine, self.elementwise = combine, elementwise
+        self.__doc__ = func.__doc__
+
+    def __call__(self, data, *args):
+        chunks = min(nb.get_num_threads(), data.size // PARALLEL_MIN)
+        if chunks <= 1:
+            return self.serial(data, *args)
+        ends = np.linspace(0, data.size, chunks + 1).astype(np.int64)
+        if self.elementwise:
+            out, rest = args[0], args[1:]
+            jobs = [(data[a:b], out[a:b], *rest) for a, b in zip(ends[:-1], ends[1:])]
+        else:
+            jobs = [(data[a:b], *args) for a, b in zip(ends[:-1], ends[1:])]
+        return self.combine(list(_threads().map(lambda job: self.serial(*job), jobs)))
 
 
 # Two loops serve every kernel-backed quantizer: one applies a per-element index rule and counts the
@@ -125,7 +155,7 @@ def affine_value(k, scale, zero_point, qmin, qmax):
 def _indices_loop(x, out, a, b, c, d):
     """out[i] = rule(x[i], a, b, c, d); returns how many inputs were NaN or inf."""
     bad = 0
-    for i in nb.prange(x.size):
+    for i in range(x.size):
         v = np.float64(x[i])
         if math.isfinite(v):
             out[i] = rule(v, a, b, c, d)  # noqa: F821 - the global `_for_rule` binds
@@ -138,17 +168,16 @@ def _indices_loop(x, out, a, b, c, d):
 def _values_loop(q, out, a, b, c, d):
     """out[i] = rule(q[i], a, b, c, d); returns how many indices the rule rejected (NaN, left in out)."""
     bad = 0
-    for i in nb.prange(q.size):
+    for i in range(q.size):
         r = rule(np.int64(q[i]), a, b, c, d)  # noqa: F821 - the global `_for_rule` binds
-        if math.isnan(r):  # an if, not `bad += isnan(r)`: numba runs a loop with a boolean sum serially
-            bad += 1
+        bad += np.int64(r != r)  # NaN; a sum, not an if, keeps the loop vectorised (1.6× faster)
         out[i] = r
     return bad
 
 
-def _for_rule(loop, rule, name: str):
+def _for_rule(loop, rule, name: str) -> _Kernel:
     """`loop` with its global `rule` bound to one rule, under the name `name`."""
-    return kernel(_copy_named(loop, name, {"rule": rule}))
+    return _Kernel(_copy_named(loop, name, {"rule": rule}))
 
 
 midtread_indices = _for_rule(_indices_loop, midtread_index, "midtread_indices")
@@ -159,33 +188,29 @@ uniform_values = _for_rule(_values_loop, uniform_value, "uniform_values")
 affine_values = _for_rule(_values_loop, affine_value, "affine_values")
 
 
-@kernel
+def _range_of_ranges(ranges):
+    return min(lo for lo, _ in ranges), max(hi for _, hi in ranges)
+
+
+@functools.partial(_Kernel, combine=_range_of_ranges, elementwise=False)
 def index_range(q):
+    """(least, greatest) of q, as int64."""
     lo = np.int64(q[0])
     hi = np.int64(q[0])
-    for i in nb.prange(q.size):
+    for i in range(q.size):
         k = np.int64(q[i])
         lo = min(lo, k)
         hi = max(hi, k)
     return lo, hi
 
 
-@nb.njit(cache=True, nogil=True)
-def _count(q, lo, bins):
+@functools.partial(_Kernel, elementwise=False)
+def index_histogram(q, lo, bins):
+    """Counts of q − lo in [0, bins): one pass (a histogram per chunk, summed)."""
     counts = np.zeros(bins, np.int64)
     for i in range(q.size):
         counts[q[i] - lo] += 1
     return counts
-
-
-@kernel
-def index_histogram(q, lo, bins, chunks):
-    """Counts of q − lo in [0, bins): one pass, a private histogram per chunk (a plain loop each)."""
-    per = (q.size + chunks - 1) // chunks
-    partial = np.zeros((chunks, bins), np.int64)
-    for c in nb.prange(chunks):
-        partial[c] = _count(q[c * per: min(q.size, (c + 1) * per)], lo, bins)
-    return partial.sum(axis=0)
 
 
 # Bit access to float64 (LLVM bitcasts): exponents and powers of two without libm's frexp/ldexp calls.
@@ -271,7 +296,9 @@ minifloat_values = _for_rule(_values_loop, minifloat_value, "minifloat_values")
 # bits of |x| (no bucket holds two thresholds) gives the rank at the bucket's start; one comparison
 # finishes. An element costs two loads and no transcendental function.
 
-@kernel
+# numba's own parallel loop, not a `_Kernel`: its code for this loop runs twice as fast on one thread as
+# the plain loop's (the threshold tables are used on large inputs only, so small calls are rare here).
+@nb.njit(parallel=True, cache=True, nogil=True)
 def step_indices(x, out, thresholds, codes, table, first, shift, sign_from):
     """out[i] = the index of x[i] through the tables; returns how many inputs were NaN or inf."""
     bad = 0
@@ -290,13 +317,12 @@ def step_indices(x, out, thresholds, codes, table, first, shift, sign_from):
     return bad
 
 
-@kernel
-def gather(q, lo, table, out):
+@_Kernel
+def gather(q, out, lo, table):
     """out[i] = table[q[i] − lo]; returns how many were NaN (indices the quantizer never produces)."""
     bad = 0
-    for i in nb.prange(q.size):
+    for i in range(q.size):
         r = table[q[i] - lo]
-        if math.isnan(r):
-            bad += 1
+        bad += np.int64(r != r)  # NaN, counted without a branch
         out[i] = r
     return bad

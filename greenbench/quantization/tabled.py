@@ -124,7 +124,7 @@ class _Tabled(Quantizer):
             out = values
         else:
             out = kernel_output(flat.size, dtype)
-            bad = _kernels.gather(flat, lo, self._level_values(np.arange(lo, hi + 1)), out)
+            bad = _kernels.gather(flat, out, lo, self._level_values(np.arange(lo, hi + 1)))
         raise_if_bad(bad, f"{{bad}} index(es) are not valid for {self!r}")
         return cast_output(out.reshape(idx.shape), dtype, self)
 

@@ -63,7 +63,10 @@ class _Kernel:
             jobs = [(data[a:b], out[a:b], *rest) for a, b in zip(ends[:-1], ends[1:])]
         else:
             jobs = [(data[a:b], *args) for a, b in zip(ends[:-1], ends[1:])]
-        return self.combine(list(_threads().map(lambda job: self.serial(*job), jobs)))
+        # submit and wait, not Executor.map: a Ctrl-C inside map's generator left a traceback frame without a line
+        # number, on which pytest's interrupt report crashed (exit 1 instead of 2)
+        futures = [_threads().submit(self.serial, *job) for job in jobs]
+        return self.combine([future.result() for future in futures])
 
 
 # Two loops serve every kernel-backed quantizer: one applies a per-element index rule and counts the

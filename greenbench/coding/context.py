@@ -37,9 +37,15 @@ from typing import Any
 import numba as nb
 import numpy as np
 
-from greenbench.coding.entropy import CorruptStreamError, checked_body, read_varints, varints, with_checksum
-from greenbench.core.validation import as_index_array, narrowest_int_dtype
-from greenbench.quantization.kernels import index_range
+from greenbench.coding.entropy import (
+    CorruptStreamError,
+    checked_body,
+    in_narrowest_dtype,
+    read_varints,
+    varints,
+    with_checksum,
+)
+from greenbench.core.validation import as_index_array
 
 MAGIC = b"GBCC"
 MAX_SYMBOLS = 1 << 31  # the most indices a stream may claim: 2^31 int64 values are 16 GiB
@@ -352,6 +358,4 @@ def decode_tensors(data: bytes) -> list[np.ndarray]:
     symbols, read = _decode(payload, lengths, np.array(lag_list, np.int64), fmt)
     if read > payload.size + (8 if fmt == 2 else 0):  # format 2 leaves out the flush's trailing zero bytes
         raise CorruptStreamError("context-coded stream is truncated: its payload ran out before the last symbol")
-    if symbols.size:
-        symbols = symbols.astype(narrowest_int_dtype(*(int(v) for v in index_range(symbols))), copy=False)
-    return np.split(symbols, np.cumsum(lengths)[:-1])
+    return np.split(in_narrowest_dtype(symbols), np.cumsum(lengths)[:-1])

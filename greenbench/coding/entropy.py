@@ -34,6 +34,13 @@ def index_counts(indices: Any) -> np.ndarray:
     return counts[counts > 0]
 
 
+def in_narrowest_dtype(q: np.ndarray) -> np.ndarray:
+    """Integer indices in the narrowest signed integer dtype that holds them (one pass for the range)."""
+    if q.size == 0:
+        return q
+    return q.astype(narrowest_int_dtype(*(int(v) for v in _kernels.index_range(q.reshape(-1)))), copy=False)
+
+
 def _sparse(span: int, size: int) -> bool:
     """Whether `size` indices spread over `span` values so thinly that a dense table would dwarf the data."""
     return span > max(4 * size, 1 << 20)
@@ -238,7 +245,6 @@ def general_purpose_sizes(indices: Any) -> dict[str, int]:
     """Bytes taken by zstd (level 19) and xz of the indices stored in their smallest integer type."""
     import zstandard
 
-    q = as_index_array(indices).reshape(-1)
-    raw = q.astype(narrowest_int_dtype(int(q.min()), int(q.max()))).tobytes()
+    raw = in_narrowest_dtype(as_index_array(indices).reshape(-1)).tobytes()
     return {"zstd-19": len(zstandard.ZstdCompressor(level=19).compress(raw)),
             "xz": len(lzma.compress(raw, preset=9))}

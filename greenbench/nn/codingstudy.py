@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from greenbench.core.validation import narrowest_int_dtype
+from greenbench.coding.entropy import in_narrowest_dtype
 
 DEEPCABAC_BUILD = ("pip install pybind11 wheel setuptools && pip install --no-deps --no-build-isolation nncodec  "
                    "(about 90 s of C++ on 2 cores; its Python requirements are not needed for the coder)")
@@ -146,8 +146,7 @@ def general_purpose_bytes(tensors: list[np.ndarray]) -> dict[str, int | str]:
     """zstd (level 19) and brotli (quality 11) on the narrowest integer array: bytes, or why not."""
     import zstandard
 
-    flat = np.concatenate([np.asarray(t).reshape(-1) for t in tensors])
-    raw = flat.astype(narrowest_int_dtype(int(flat.min()), int(flat.max()))).tobytes()
+    raw = in_narrowest_dtype(np.concatenate([np.asarray(t).reshape(-1) for t in tensors])).tobytes()
     sizes: dict[str, int | str] = {"zstd": len(zstandard.ZstdCompressor(level=19).compress(raw))}
     try:
         import brotli

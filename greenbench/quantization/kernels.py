@@ -18,24 +18,13 @@ from llvmlite import ir as llvm_ir
 from numba.core import types
 from numba.extending import intrinsic
 
-
-def _copy_named(func, name: str, bound: dict):
-    """A copy of `func` named `name` (numba's disk cache keeps a function's entries by its name), with `bound`
-    added to the globals it sees."""
-    copy = FunctionType(func.__code__, {**func.__globals__, **bound}, name, func.__defaults__, func.__closure__)
-    copy.__qualname__, copy.__module__, copy.__doc__ = name, func.__module__, func.__doc__
-    return copy
-
-
 # Below this many elements a chunk costs more in thread hand-offs than it saves.
 PARALLEL_MIN = 1 << 16
-_POOL: list[ThreadPoolExecutor] = []
 
 
+@functools.cache
 def _threads() -> ThreadPoolExecutor:
-    if not _POOL:
-        _POOL.append(ThreadPoolExecutor(max_workers=nb.get_num_threads(), thread_name_prefix="greenbench-kernel"))
-    return _POOL[0]
+    return ThreadPoolExecutor(max_workers=nb.get_num_threads(), thread_name_prefix="greenbench-kernel")
 
 
 class _Kernel:
@@ -179,8 +168,11 @@ def _values_loop(q, out, a, b, c, d):
 
 
 def _for_rule(loop, rule, name: str) -> _Kernel:
-    """`loop` with its global `rule` bound to one rule, under the name `name`."""
-    return _Kernel(_copy_named(loop, name, {"rule": rule}))
+    """A copy of `loop` that sees `rule` as its global `rule`, named `name` (numba's disk cache keeps a
+    function's entries by its name)."""
+    copy = FunctionType(loop.__code__, {**loop.__globals__, "rule": rule}, name, loop.__defaults__, loop.__closure__)
+    copy.__qualname__, copy.__module__, copy.__doc__ = name, loop.__module__, loop.__doc__
+    return _Kernel(copy)
 
 
 midtread_indices = _for_rule(_indices_loop, midtread_index, "midtread_indices")

@@ -1,10 +1,11 @@
 """The compiled minifloat and μ-law kernels against the float64 numpy formulas they replace (thesis Eqs. 2.27–2.30).
 
-Both paths of each quantizer — the per-element rule and the threshold tables used on large inputs —
-must give the numpy reference's indices and values to the last bit, at every table threshold and the
-float just below it (where a wrong table would show), on Laplacian weights of several scales, and on
-fuzzed inputs. The minifloat reference below is the implementation the kernels replaced; μ-law's is
-its own `compress`/`expand` around a midtread.
+Every path of each quantizer — minifloat's rule on bit patterns; μ-law's per-element rule and the
+threshold tables used on large inputs — must give the numpy reference's indices and values to the
+last bit, at every edge between levels and the floats either side of it (where a wrong rounding or
+table would show), on Laplacian weights of several scales, and on fuzzed inputs. The minifloat
+reference below is the frexp/ldexp formula the kernels replaced; μ-law's is its own `compress`/`expand`
+around a midtread.
 """
 
 from __future__ import annotations
@@ -66,26 +67,37 @@ QUANTIZERS = ([Minifloat(e, m) for e, m in MINIFLOAT_FORMATS] + Minifloat.exampl
               + [MuLaw(2**i, xmax=x) for i in (2, 5, 8, 12, 16) for x in (1.0, 4.0)] + MuLaw.examples()[2:])
 
 
-def _both_paths(q, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    dtype = q.quantize(x[:1]).dtype
-    return (q._indices(x, np.empty(x.size, dtype), tabled=True), q._indices(x, np.empty(x.size, dtype), tabled=False))
+def _paths(q, x: np.ndarray) -> list[np.ndarray]:
+    """The indices of x by every path of q's quantize: μ-law's tables and its rule, minifloat's rule."""
+    if isinstance(q, Minifloat):
+        return [q.quantize(x)]
+    return [q._indices(x, np.empty(x.size, q.index_dtype), tabled=tabled) for tabled in (True, False)]
+
+
+def _edges(q) -> np.ndarray:
+    """Where the index changes: μ-law's table thresholds (a table must have been built), minifloat's midpoints
+    between consecutive values."""
+    if isinstance(q, MuLaw):
+        q._indices(np.zeros(1), np.empty(1, q.index_dtype), tabled=True)
+        assert q._tables[2].size, "no table was built"
+        return q._tables[0][1:-1]
+    k = np.arange(q.index_bounds[1] + 1)
+    values = np.unique(q.dequantize(k[~q.invalid_indices(k)]))
+    return np.concatenate([values, (values[:-1] + values[1:]) / 2])
 
 
 @pytest.mark.parametrize("q", QUANTIZERS, ids=repr)
-def test_tables_and_rule_give_the_reference_bit_for_bit(q):
+def test_every_path_gives_the_reference_bit_for_bit(q):
     rng = np.random.default_rng(0)
     x = np.concatenate([rng.laplace(scale=s, size=20_000) for s in (1e-4, 0.01, 0.05, 0.5, 5.0)]
                        + [np.array([0.0, -0.0, 5e-324, -5e-324, 1e-300, 1e300, -1e300, q.xmax if isinstance(q, MuLaw)
                                     else q.max_value * q.scale])])
-    tabled, _ = _both_paths(q, x[:1])
-    thresholds = q._tables[0][1:-1]
-    assert q._tables[2].size, "no table was built"
-    edges = np.concatenate([thresholds, np.nextafter(thresholds, 0.0)])
+    edges = _edges(q)
+    edges = np.concatenate([edges, np.nextafter(edges, 0.0), np.nextafter(edges, np.inf)])
     x = np.concatenate([x, edges, -edges])
     expected = reference_indices(q, x)
-    tabled, rule = _both_paths(q, x)
-    np.testing.assert_array_equal(tabled, expected)
-    np.testing.assert_array_equal(rule, expected)
+    for indices in _paths(q, x):
+        np.testing.assert_array_equal(indices, expected)
     values = reference_values(q, expected)
     for dtype in (np.float64, np.float32, np.float16):
         if np.max(np.abs(values)) > np.finfo(dtype).max:  # a dtype that cannot hold them is refused, not inf
@@ -102,9 +114,8 @@ def test_tables_and_rule_give_the_reference_bit_for_bit(q):
                     elements=st.floats(-1e4, 1e4, width=16, allow_subnormal=True)))
 def test_fuzzed_inputs_give_the_reference(q, x):
     expected = reference_indices(q, x)
-    tabled, rule = _both_paths(q, x)
-    np.testing.assert_array_equal(tabled, expected)
-    np.testing.assert_array_equal(rule, expected)
+    for indices in _paths(q, x):
+        np.testing.assert_array_equal(indices, expected)
 
 
 def test_parallel_kernels_on_large_data_give_the_small_data_results():
@@ -126,7 +137,7 @@ def test_parallel_kernels_on_large_data_give_the_small_data_results():
     np.testing.assert_array_equal(kernels.index_histogram(whole, np.int64(lo), hi - lo + 1),
                                   np.bincount(whole.astype(np.int64) - lo))
     clean = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
-    for tabled in (MuLaw(2**8), Minifloat(4, 3)):  # the tables' path and the gather
-        indices = tabled.quantize(clean)
-        np.testing.assert_array_equal(indices, reference_indices(tabled, clean))
-        np.testing.assert_array_equal(tabled.dequantize(indices), reference_values(tabled, indices))
+    for q in (MuLaw(2**8), Minifloat(4, 3)):  # μ-law's tables and gather; minifloat's bit-pattern rules
+        indices = q.quantize(clean)
+        np.testing.assert_array_equal(indices, reference_indices(q, clean))
+        np.testing.assert_array_equal(q.dequantize(indices), reference_values(q, indices))

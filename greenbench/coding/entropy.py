@@ -25,8 +25,11 @@ FP32_BITS = 32
 def index_counts(indices: Any) -> np.ndarray:
     """Counts of each index value that occurs (zero counts dropped)."""
     q = as_index_array(indices).reshape(-1)
-    lo, hi = _kernels.index_range(q)
-    bins = int(hi) - int(lo) + 1
+    if q.dtype.itemsize <= 2 and q.size >= 1 << (8 * q.dtype.itemsize):  # int8/int16: over the dtype, no range pass
+        lo, bins = int(np.iinfo(q.dtype).min), 1 << (8 * q.dtype.itemsize)
+    else:
+        lo, hi = _kernels.index_range(q)
+        bins = int(hi) - int(lo) + 1
     if not _sparse(bins, q.size):  # a histogram no larger than the data: O(n), no sort
         counts = _kernels.index_histogram(q, np.int64(lo), bins)
     else:  # indices spread so thinly that a histogram would dwarf the data

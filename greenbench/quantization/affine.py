@@ -8,14 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from greenbench.core.validation import as_float_array, as_index_array, check_finite, check_scalar
+from greenbench.core.validation import as_float_array, check_finite, check_scalar
 from greenbench.quantization import kernels as _kernels
 from greenbench.quantization.base import (
     Quantizer,
-    cast_output,
-    kernel_input,
-    kernel_output,
-    raise_if_bad,
     register_quantizer,
 )
 
@@ -77,18 +73,11 @@ class Affine(Quantizer):
         return 2**self.bits
 
     def quantize(self, x: Any) -> np.ndarray:
-        arr = as_float_array(x)
-        out = np.empty(arr.size, dtype=self.index_dtype)
-        bad = _kernels.affine_indices(kernel_input(arr), out, self.scale, self.zero_point, self.qmin, self.qmax)
-        raise_if_bad(bad, "input holds {bad} non-finite value(s) (NaN or inf)")
-        return out.reshape(arr.shape)
+        return self._quantize_with(_kernels.affine_indices, x, self.scale, self.zero_point, self.qmin, self.qmax)
 
     def dequantize(self, q: Any, dtype: Any = np.float64) -> np.ndarray:
-        idx = as_index_array(q)
-        out = kernel_output(idx.size, dtype)
-        bad = _kernels.affine_values(idx.reshape(-1), out, self.scale, self.zero_point, self.qmin, self.qmax)
-        raise_if_bad(bad, f"{{bad}} index(es) are not valid for {self!r}")
-        return cast_output(out.reshape(idx.shape), dtype, self)
+        return self._dequantize_with(_kernels.affine_values, q, dtype, self.scale, self.zero_point, self.qmin,
+                                     self.qmax)
 
     @property
     def index_bounds(self) -> tuple[int, int]:

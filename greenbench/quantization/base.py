@@ -96,6 +96,20 @@ class Quantizer(ABC):
     def invalid_indices(self, q: np.ndarray) -> np.ndarray:
         """Mask of the indices this quantizer never produces (dequantize rejects them)."""
 
+    def _quantize_with(self, kernel: Any, x: Any, *args: Any) -> np.ndarray:
+        """Indices of x by a compiled index kernel (`kernels._indices_loop` for a rule) taking `args`."""
+        arr = as_float_array(x)
+        out = np.empty(arr.size, dtype=self.index_dtype)
+        raise_if_bad(kernel(kernel_input(arr), out, *args), "input holds {bad} non-finite value(s) (NaN or inf)")
+        return out.reshape(arr.shape)
+
+    def _dequantize_with(self, kernel: Any, q: Any, dtype: Any, *args: Any) -> np.ndarray:
+        """Values of indices q by a compiled value kernel (`kernels._values_loop` for a rule) taking `args`."""
+        idx = as_index_array(q)
+        out = kernel_output(idx.size, dtype)
+        raise_if_bad(kernel(idx.reshape(-1), out, *args), f"{{bad}} index(es) are not valid for {self!r}")
+        return cast_output(out.reshape(idx.shape), dtype, self)
+
     def _check_indices(self, q: Any) -> np.ndarray:
         idx = as_index_array(q)
         raise_if_bad(int(np.count_nonzero(self.invalid_indices(idx))), f"{{bad}} index(es) are not valid for {self!r}")

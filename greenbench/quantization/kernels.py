@@ -15,7 +15,7 @@ from types import FunctionType
 import numba as nb
 import numpy as np
 from llvmlite import ir as llvm_ir
-from numba.core import types
+from numba.core import compiler, types
 from numba.extending import intrinsic
 
 # Below this many elements a chunk costs more in thread hand-offs than it saves.
@@ -27,9 +27,22 @@ def _threads() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=nb.get_num_threads(), thread_name_prefix="greenbench-kernel")
 
 
+class _NoAliasCompiler(compiler.Compiler):
+    """numba's compiler with every array argument marked `noalias` (as numba does for its parallel loops).
+
+    Without it LLVM must assume that a store to the output may change the tables read through
+    computed indices, and leaves those loops scalar (2× slower). Sound here: every kernel writes only
+    a fresh array of its own.
+    """
+
+    def __init__(self, typingctx, targetctx, library, args, return_type, flags, locals):
+        flags.noalias = True
+        super().__init__(typingctx, targetctx, library, args, return_type, flags, locals)
+
+
 class _Kernel:
-    """One serial loop (nogil, cached on disk) that runs on large data in chunks on threads, numba's own
-    thread count of them; `combine` makes one result of the chunks' (a sum unless given).
+    """One serial loop (nogil, no aliasing, cached on disk) that runs on large data in chunks on threads,
+    numba's own thread count of them; `combine` makes one result of the chunks' (a sum unless given).
 
     Not numba's `parallel=True`: its parfor compilation took 1-3 s per loop and input dtype in every fresh
     environment, and its disk cache does not tell a parallel compilation from a serial one of the same
@@ -38,7 +51,7 @@ class _Kernel:
     """
 
     def __init__(self, func, combine=sum, elementwise: bool = True):
-        self.serial = nb.njit(cache=True, nogil=True)(func)
+        self.serial = nb.njit(cache=True, nogil=True, pipeline_class=_NoAliasCompiler)(func)
         self.combine, self.elementwise = combine, elementwise
         self.__doc__ = func.__doc__
 
@@ -208,7 +221,8 @@ def index_histogram(q, lo, bins):
     return counts
 
 
-# Bit access to float64 (LLVM bitcasts): exponents and powers of two without libm's frexp/ldexp calls.
+# Bit access to float64 (LLVM bitcasts): minifloat rounding and values computed on bit patterns, without
+# libm's frexp/ldexp calls or branches, so that their loops vectorise.
 
 @intrinsic
 def float_bits(typingctx, x):
@@ -225,60 +239,51 @@ def bits_float(typingctx, b):
 
 
 @nb.njit(inline="always")
-def exponent_of(a):
-    """frexp(a)[1] − 1 for a ≥ 0: ⌊log2 a⌋ (−1 for 0, as frexp gives)."""
-    biased = (float_bits(a) >> 52) & 0x7FF
-    return biased - 1023 if biased != 0 else math.frexp(a)[1] - 1  # float64 subnormals and 0: rare
-
-
-@nb.njit(inline="always")
 def power_of_two(k):
-    """ldexp(1.0, k)."""
-    return bits_float(np.int64(k + 1023) << 52) if -1022 <= k <= 1023 else math.ldexp(1.0, k)
+    """2^k for −1022 ≤ k ≤ 1023 (float64's normal range, which `Minifloat` checks its formats stay in)."""
+    return bits_float(np.int64(k + 1023) << 52)
 
 
 # Minifloat (thesis Eqs. 2.29–2.30). `layout` is (mantissa bits, bias, lowest and highest normal
 # exponent code, subnormal mode, index offset); mode 0: no zero, 1: zero, 2: zero and subnormals.
-# Every result equals the float64 reference's: scalings by powers of two are exact, rint is ties-to-even.
+# Every result equals the float64 reference's (rint(a·2^(m−e))·2^(e−m), ties to even; tested against it).
 
 @nb.njit(inline="always")
 def minifloat_index(v, scale, min_normal, max_value, layout):
+    """|x|/scale rounded to m mantissa bits on its float64 bit pattern: adding half an ulp of the format
+    (less one, plus the kept lowest bit: ties to even) and shifting gives (exponent, mantissa) at once, a
+    carry out of the mantissa being the next binade's first value. Below the least normal: the format's
+    subnormal, zero or least-normal rule; beyond the largest value: saturated.
+    """
     m, bias, code_lo, code_hi, mode, offset = layout
     xs = v / scale
     a = abs(xs)
-    if a >= max_value:  # saturates (an input that overflows to inf too)
-        r = max_value
-    else:
-        e = min(max(exponent_of(a), code_lo - bias), code_hi - bias)
-        r = min(np.rint(a * power_of_two(m - e)) * power_of_two(e - m), max_value)
-        if r < min_normal:
-            if mode == 1:
-                r = 0.0 if a <= min_normal / 2 else min_normal
-            elif mode == 0:
-                r = min_normal
-    if r >= min_normal:
-        e = exponent_of(r)
-        mag = ((e + bias) << m) + np.int64(np.rint(r * power_of_two(m - e))) - (np.int64(1) << m) + offset
-    else:  # zero or a subnormal: its multiple of the subnormal quantum
-        mag = np.int64(np.rint(r * (1.0 / power_of_two(1 - bias - m)))) + offset
+    shift = 52 - m
+    bits = float_bits(a)
+    rounded = (bits + ((np.int64(1) << (shift - 1)) - 1) + ((bits >> shift) & 1)) >> shift
+    normal = min(rounded - ((1023 - bias) << m), ((code_hi + 1) << m) - 1)  # the largest value's pattern at most
+    if mode == 2:  # subnormals: multiples of the least normal's quantum
+        small = np.int64(np.rint(a * (power_of_two(m) / min_normal)))
+    elif mode == 1:  # zero, else the least normal from half of it up
+        small = np.int64(0) if a <= min_normal / 2 else code_lo << m
+    else:  # no zero: the least normal
+        small = code_lo << m
+    mag = (normal if a >= min_normal else small) + offset
     return -mag if xs < 0 else mag
 
 
 @nb.njit(inline="always")
 def minifloat_value(k, scale, min_normal, max_value, layout):
-    """The value of index k, or NaN for an index the format never produces."""
+    """The value of index k, built as its float64 bit pattern; NaN for an index the format never produces."""
     m, bias, code_lo, code_hi, mode, offset = layout
     mag = abs(k) - offset
     code = mag >> m
     mant = mag & ((np.int64(1) << m) - 1)
-    if mag < 0 or code > code_hi:
-        return math.nan
-    if code >= code_lo:
-        r = (1.0 + mant * power_of_two(-m)) * power_of_two(code - bias)
-    elif code == 0 and mode > 0 and (mant == 0 or mode == 2):
-        r = mant * power_of_two(1 - bias - m)
-    else:
-        return math.nan
+    normal = bits_float(((code - bias + 1023) << 52) | (mant << (52 - m)))  # garbage where not valid: replaced
+    subnormal = mant * power_of_two(-m) * min_normal
+    valid = (mag >= 0) & (code <= code_hi) & (
+        (code >= code_lo) | ((code == 0) & (mode > 0) & ((mant == 0) | (mode == 2))))
+    r = (normal if code >= code_lo else subnormal) if valid else math.nan
     return (-r if k < 0 else r) * scale
 
 
@@ -286,38 +291,39 @@ minifloat_indices = _for_rule(_indices_loop, minifloat_index, "minifloat_indices
 minifloat_values = _for_rule(_values_loop, minifloat_value, "minifloat_values")
 
 
-# Tables for a symmetric quantizer whose |index| never decreases with |x| (built by `quantizers._Tabled`):
-# thresholds[r] is where rank r starts, codes[r] is its |index|, and a bucket table keyed by the top
-# bits of |x| (no bucket holds two thresholds) gives the rank at the bucket's start; one comparison
-# finishes. An element costs two loads and no transcendental function.
+# Tables for a symmetric quantizer whose |index| never decreases with |x| (built by `tabled._Tabled`):
+# thresholds[r] is where rank r starts, codes[r] is its |index| (codes[0] + r where `consecutive`), and a
+# bucket table keyed by the top bits of |x| (no bucket holds two thresholds) gives the rank at the bucket's
+# start; one comparison finishes. An element costs two or three loads from tables in cache and no
+# transcendental function.
 
-# numba's own parallel loop, not a `_Kernel`: its code for this loop runs twice as fast on one thread as
-# the plain loop's (the threshold tables are used on large inputs only, so small calls are rare here).
-@nb.njit(parallel=True, cache=True, nogil=True)
-def step_indices(x, out, thresholds, codes, table, first, shift, sign_from):
+@_Kernel
+def step_indices(x, out, thresholds, codes, table, first, shift, sign_from, consecutive):
     """out[i] = the index of x[i] through the tables; returns how many inputs were NaN or inf."""
     bad = 0
     last = table.size - 1
-    for i in nb.prange(x.size):
+    low = np.int64(codes[0])
+    for i in range(x.size):
         v = np.float64(x[i])
         a = abs(v)
-        r = table[min(max((float_bits(a) >> shift) - first, 0), last)]
+        r = np.int64(table[min(max((float_bits(a) >> shift) - first, 0), last)])
         r += a >= thresholds[r + 1]
-        k = codes[r]
-        if a < np.inf:
-            out[i] = -k if (v < 0 and a >= sign_from) else k
-        else:
-            bad += 1
-            out[i] = 0
+        k = low + r if consecutive else np.int64(codes[r])  # loop-invariant: compiled as two loops
+        finite = a < np.inf
+        bad += np.int64(not finite)
+        out[i] = (-k if (v < 0) & (a >= sign_from) else k) if finite else 0
     return bad
 
 
 @_Kernel
 def gather(q, out, lo, table):
-    """out[i] = table[q[i] − lo]; returns how many were NaN (indices the quantizer never produces)."""
+    """out[i] = table[q[i] − lo]; returns how many indices fell outside the table or on NaN (indices the
+    quantizer never produces)."""
     bad = 0
+    last = table.size - 1
     for i in range(q.size):
-        r = table[q[i] - lo]
-        bad += np.int64(r != r)  # NaN, counted without a branch
+        k = np.int64(q[i]) - lo
+        r = table[min(max(k, 0), last)]
+        bad += np.int64((r != r) | (k < 0) | (k > last))  # counted without a branch
         out[i] = r
     return bad

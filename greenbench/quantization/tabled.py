@@ -1,5 +1,5 @@
-"""μ-law (thesis Eq. 2.27) and minifloat (Eqs. 2.29–2.30, Table 3.5) quantizers, looked up in threshold
-tables built with their exact rules (bit-identical to the rule per element).
+"""μ-law (thesis Eq. 2.27), looked up in threshold tables built with its exact rule (bit-identical to the
+rule per element), and minifloat (Eqs. 2.29–2.30, Table 3.5), computed on float64 bit patterns.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from greenbench.quantization.uniform import Midtread
 
 
 class _Tabled(Quantizer):
-    """Kernels for a symmetric quantizer whose |index| never decreases with |x| (minifloat, μ-law).
+    """Kernels for a symmetric quantizer whose |index| never decreases with |x| and whose exact rule is
+    costly per element (μ-law's is numpy's log1p).
 
     On large inputs `quantize` looks indices up in threshold tables instead of evaluating the exact
     rule per element; the thresholds (the least |x| at which each |index| starts) are found with the
@@ -58,7 +59,8 @@ class _Tabled(Quantizer):
         return np.abs(out)
 
     def _build_tables(self) -> tuple:
-        """(thresholds, codes, bucket table, first key, key shift, sign_from); an empty table if none fits."""
+        """(thresholds, codes, bucket table, first key, key shift, sign_from, consecutive); an empty bucket table
+        if none fits."""
         limit = np.array([np.finfo(np.float64).max])
         low, top = int(self._magnitude_of(np.zeros(1))[0]), int(self._magnitude_of(limit)[0])
         wanted = np.arange(low + 1, top + 1)  # least |x| with |index| ≥ each value: bisect all at once
@@ -70,7 +72,8 @@ class _Tabled(Quantizer):
             hi, lo = np.where(reached, mid, hi), np.where(reached, lo, mid)
         starts = np.unique(hi)  # values no input reaches share the next one's threshold
         thresholds = np.concatenate([[0.0], starts.view(np.float64), [np.inf]])
-        codes = np.concatenate([[low], self._magnitude_of(starts.view(np.float64))])
+        codes = np.concatenate([[low], self._magnitude_of(starts.view(np.float64))]).astype(np.int32)
+        consecutive = bool(np.all(np.diff(codes) == 1))  # every |index| reached: the kernel skips `codes`
         # the least |x| from which −x gets −|index| (x/scale may underflow to −0 below it)
         sign_from = 0.0 if self._signs_agree(5e-324) else self._bisect_sign(limit)
         for bucket_bits in range(4, self.MAX_BUCKET_BITS + 1):
@@ -81,9 +84,9 @@ class _Tabled(Quantizer):
             first = int(keys[0]) - 1 if keys.size else 0
             last = int(keys[-1]) if keys.size else 0
             bucket_starts = (np.arange(first, last + 1, dtype=np.int64) << shift).view(np.float64)
-            table = np.searchsorted(thresholds[1:-1], bucket_starts, side="right").astype(np.int64)
-            return thresholds, codes, table, np.int64(first), np.int64(shift), sign_from
-        return thresholds, codes, np.empty(0, np.int64), np.int64(0), np.int64(0), sign_from
+            table = np.searchsorted(thresholds[1:-1], bucket_starts, side="right").astype(np.int32)
+            return thresholds, codes, table, np.int64(first), np.int64(shift), sign_from, consecutive
+        return thresholds, codes, np.empty(0, np.int32), np.int64(0), np.int64(0), sign_from, consecutive
 
     def _signs_agree(self, a: float) -> bool:
         out = np.empty(2, np.int64)
@@ -111,20 +114,26 @@ class _Tabled(Quantizer):
             bad = _kernels.step_indices(kernel_input(arr), out, *self._tables)
         else:
             bad = self._exact_indices(kernel_input(arr), out)
-        raise_if_bad(bad, "input holds {bad} non-finite value(s) (NaN or inf); quantizers need finite values")
+        raise_if_bad(bad, "input holds {bad} non-finite value(s) (NaN or inf)")
         return out.reshape(arr.shape)
 
-    def _values(self, q: Any, dtype: Any) -> np.ndarray:
+    def quantize(self, x: Any) -> np.ndarray:
+        arr = as_float_array(x)
+        return self._indices(arr, np.empty(arr.size, dtype=self.index_dtype))
+
+    def dequantize(self, q: Any, dtype: Any = np.float64) -> np.ndarray:
         idx = as_index_array(q)
         flat = idx.reshape(-1)
-        lo, hi = (int(v) for v in _kernels.index_range(flat))
-        if hi - lo + 1 > max(flat.size, 1 << 16):  # a table of every level would outweigh the data
+        lo, hi = self.index_bounds
+        if hi - lo + 1 > flat.size:  # a table of every level would outweigh the data: of the levels present
+            lo, hi = (int(v) for v in _kernels.index_range(flat)) if flat.size else (0, 0)
+        if hi - lo + 1 > max(flat.size, 1 << 16):  # those too
             values = self._level_values(flat)
             bad = int(np.count_nonzero(np.isnan(values)))
             out = values
-        else:
+        else:  # the gather counts indices beyond the table as invalid
             out = kernel_output(flat.size, dtype)
-            bad = _kernels.gather(flat, out, lo, self._level_values(np.arange(lo, hi + 1)))
+            bad = _kernels.gather(flat, out, np.int64(lo), self._level_values(np.arange(lo, hi + 1)))
         raise_if_bad(bad, f"{{bad}} index(es) are not valid for {self!r}")
         return cast_output(out.reshape(idx.shape), dtype, self)
 
@@ -185,13 +194,6 @@ class MuLaw(_Tabled):
         _kernels.uniform_values(k, y, self._uniform.step, 0.0, self._uniform.qmax, True)
         return self.expand(y)  # numpy's expm1, not the compiled one: the values are numpy's to the last bit
 
-    def quantize(self, x: Any) -> np.ndarray:
-        arr = as_float_array(x)
-        return self._indices(arr, np.empty(arr.size, dtype=self.index_dtype))
-
-    def dequantize(self, q: Any, dtype: Any = np.float64) -> np.ndarray:
-        return self._values(q, dtype)
-
     @classmethod
     def examples(cls) -> list[Quantizer]:
         return [cls(2**4), cls(2**8), cls(2**6, mu=100.0, xmax=0.5), cls(7, mu=5.0, xmax=2.0)]
@@ -203,7 +205,7 @@ MINIFLOAT_FORMATS: tuple[tuple[int, int], ...] = (
 
 
 @register_quantizer
-class Minifloat(_Tabled):
+class Minifloat(Quantizer):
     """Thesis Eqs. 2.29–2.30: (−1)^s·2^(e − bias)·(1 + m), rounded to nearest, ties to even.
 
     The seed's formats hold normalised numbers only (every exponent code is a normal binade; no zero,
@@ -259,20 +261,8 @@ class Minifloat(_Tabled):
         layout = (self.mantissa_bits, self.bias, self._code_lo, self._code_hi, mode, self._offset)
         return self.scale, self.min_normal, self.max_value, tuple(np.int64(v) for v in layout)
 
-    def _exact_indices(self, flat: np.ndarray, out: np.ndarray) -> int:
-        return _kernels.minifloat_indices(flat, out, *self._args())
-
-    def _magnitudes(self) -> int:
-        return self.max_levels // 2 + 1
-
-    def _level_values(self, k: np.ndarray) -> np.ndarray:
-        values = np.empty(k.size)
-        _kernels.minifloat_values(k, values, *self._args())
-        return values
-
     def quantize(self, x: Any) -> np.ndarray:
-        arr = as_float_array(x)
-        return self._indices(arr, np.empty(arr.size, dtype=self.index_dtype))
+        return self._quantize_with(_kernels.minifloat_indices, x, *self._args())
 
     @property
     def index_bounds(self) -> tuple[int, int]:
@@ -287,7 +277,7 @@ class Minifloat(_Tabled):
         return (mag < 0) | (code > self._code_hi) | reserved | stray_subnormal
 
     def dequantize(self, q: Any, dtype: Any = np.float64) -> np.ndarray:
-        return self._values(q, dtype)
+        return self._dequantize_with(_kernels.minifloat_values, q, dtype, *self._args())
 
     def error_bound(self, x: np.ndarray) -> np.ndarray:
         a = np.abs(np.asarray(x, dtype=np.float64)) / self.scale

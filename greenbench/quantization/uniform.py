@@ -10,16 +10,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from greenbench.core.validation import as_float_array, as_index_array, check_scalar
+from greenbench.core.validation import as_float_array, check_scalar
 from greenbench.quantization import kernels as _kernels
 from greenbench.quantization.base import (
     UNBOUNDED,
     Quantizer,
-    cast_output,
     check_levels,
-    kernel_input,
-    kernel_output,
-    raise_if_bad,
     register_quantizer,
 )
 
@@ -70,24 +66,18 @@ class _UniformBase(Quantizer):
         return -int(self.qmax), int(self.qmax)
 
     def _run_quantize(self, x: Any, delta: float, kernel: Any) -> np.ndarray:
-        arr = as_float_array(x)
-        out = np.empty(arr.size, dtype=self.index_dtype)
-        bad = kernel(kernel_input(arr), out, self.step, delta, self.qmax, 0)
-        raise_if_bad(bad, "input holds {bad} non-finite value(s) (NaN or inf)")
-        if self.levels is None:  # step-only: an index clipped at the limit would be a wrong value, not a clip
-            lo, hi = _kernels.index_range(out)
+        out = self._quantize_with(kernel, x, self.step, delta, self.qmax, 0)
+        flat = out.reshape(-1)
+        if self.levels is None and flat.size:  # step-only: an index clipped at the limit would be a wrong value
+            lo, hi = _kernels.index_range(flat)
             if max(-int(lo), int(hi)) >= UNBOUNDED:
-                value = arr.reshape(-1)[int(np.flatnonzero(np.abs(out) >= UNBOUNDED)[0])]
+                value = as_float_array(x).reshape(-1)[int(np.flatnonzero(np.abs(flat) >= UNBOUNDED)[0])]
                 raise ValueError(f"value {value!r} is {abs(float(value)) / self.step:.3g} steps of {self.step!r} "
                                  "from 0: its index does not fit in int64 (limit 2^62); give levels and xmax to clip")
-        return out.reshape(arr.shape)
+        return out
 
     def _run_dequantize(self, q: Any, offset: float, allow_zero: bool, dtype: Any) -> np.ndarray:
-        idx = as_index_array(q)
-        out = kernel_output(idx.size, dtype)
-        bad = _kernels.uniform_values(idx.reshape(-1), out, self.step, offset, self.qmax, allow_zero)
-        raise_if_bad(bad, f"{{bad}} index(es) are not valid for {self!r}")
-        return cast_output(out.reshape(idx.shape), dtype, self)
+        return self._dequantize_with(_kernels.uniform_values, q, dtype, self.step, offset, self.qmax, allow_zero)
 
     @property
     def max_levels(self) -> int | None:

@@ -141,3 +141,16 @@ def test_parallel_kernels_on_large_data_give_the_small_data_results():
         indices = q.quantize(clean)
         np.testing.assert_array_equal(indices, reference_indices(q, clean))
         np.testing.assert_array_equal(q.dequantize(indices), reference_values(q, indices))
+
+
+def test_kernels_refuse_an_output_that_overlaps_their_inputs():
+    """The loops are compiled as noalias: an output overlapping an input would give undefined results, so it is
+    refused before the loop runs."""
+    from greenbench.quantization import kernels
+
+    x = np.zeros(16)
+    with pytest.raises(ValueError, match="share no memory"):
+        kernels.uniform_values(x.view(np.int64), x, 0.1, 0.0, np.int64(7), True)
+    table = np.zeros(4)
+    with pytest.raises(ValueError, match="share no memory"):
+        kernels.gather(np.zeros(4, np.int64), table, np.int64(0), table)

@@ -2,8 +2,8 @@
 
 - `base`: the `Quantizer` protocol, the registry (`register_quantizer`, `make_quantizer`) and the
   helpers the compiled kernels share.
-- `uniform`: midtread, midrise, deadzone (thesis Eqs. 2.21–2.26); `tabled`: μ-law and minifloat
-  (Eqs. 2.27–2.30) through exact threshold tables; `affine`: seed 003's Q(r) = Int(r/S) − Z;
+- `uniform`: midtread, midrise, deadzone (thesis Eqs. 2.21–2.26); `tabled`: μ-law through exact
+  threshold tables and minifloat on float64 bit patterns (Eqs. 2.27–2.30); `affine`: seed 003's Q(r) = Int(r/S) − Z;
   `codebook`: edges and points; `designed`: ECSQ and the centroid deadzone, designed on a source;
   `function`: `FunctionQuantizer`, a user's two plain functions as a quantizer (not registered).
 - `kernels`: the numba loops behind them.

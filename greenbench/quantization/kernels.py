@@ -32,7 +32,7 @@ class _NoAliasCompiler(compiler.Compiler):
 
     Without it LLVM must assume that a store to the output may change the tables read through
     computed indices, and leaves those loops scalar (2× slower). Sound here: every kernel writes only
-    a fresh array of its own.
+    an output array of its own, which `_Kernel` checks shares no memory with its inputs.
     """
 
     def __init__(self, typingctx, targetctx, library, args, return_type, flags, locals):
@@ -56,6 +56,9 @@ class _Kernel:
         self.__doc__ = func.__doc__
 
     def __call__(self, data, *args):
+        if self.elementwise and any(isinstance(a, np.ndarray) and np.may_share_memory(a, args[0])
+                                    for a in (data, *args[1:])):
+            raise ValueError("a kernel's output must share no memory with its inputs (compiled as noalias)")
         chunks = min(nb.get_num_threads(), data.size // PARALLEL_MIN)
         if chunks <= 1:
             return self.serial(data, *args)

@@ -116,9 +116,11 @@ TARGETS = {"index-stream": fuzz_index_stream, "context-stream": fuzz_context_str
 if __name__ == "__main__":
     examples, targets = int(sys.argv[1]), sys.argv[2:] or list(TARGETS)  # one process: torch is imported once
     CONTAINER = _container()
-    # compile the decoders' kernels before the deadlines start (a fresh clone has no numba cache)
+    # compile the kernels before the deadlines start (a fresh clone has no numba cache): the decoders', and the
+    # encoders' for the int64 indices the cases code
     decode_container(CONTAINER)
     decode_indices(encode_indices(np.arange(-3, 4)).data)
+    decode_tensors(encode_tensors([np.arange(-3, 4)]))
     for target in targets:
         settings(max_examples=examples, deadline=2000, database=None, derandomize=True,
                  suppress_health_check=list(HealthCheck))(TARGETS[target])()

@@ -292,17 +292,16 @@ def _decode(data, lengths, lags, fmt):
 
 
 @nb.njit(cache=True)
-def _sign_correlations(indices, lags):
-    """The correlation of the signs of indices[i] and indices[i − lag] for each lag (NaN where either side's signs
-    do not vary), from exact integer sums: one pass a lag, no float32 rounding."""
-    signs = np.sign(indices).astype(np.int64)
+def _sign_correlations(signs, lags):
+    """The correlation of signs[i] and signs[i − lag] (int8: −1, 0, 1) for each lag (NaN where either side does
+    not vary), from exact integer sums: one pass a lag, no float32 rounding."""
     found = np.full(lags.size, np.nan)
     for j in range(lags.size):
         lag = lags[j]
         n = signs.size - lag
         ab = a = b = aa = bb = 0
         for i in range(n):
-            x, y = signs[i + lag], signs[i]
+            x, y = np.int64(signs[i + lag]), np.int64(signs[i])
             ab += x * y
             a += x
             b += y
@@ -318,9 +317,9 @@ def sign_lag(indices: np.ndarray) -> int:
     """The distance among LAGS at which the tensor's signs correlate (0: none above 0.05), on its first LAG_SAMPLE
     indices: the neighbour its sign and unary contexts look at. The shortest of those within 10 % of the
     strongest: a pattern that repeats every 6 repeats every 12 too, and the nearer neighbour is the one meant."""
-    sample = indices[:LAG_SAMPLE]
-    lags = np.array([lag for lag in LAGS if lag < sample.size // 4], np.int64)
-    found = {int(lag): float(c) for lag, c in zip(lags, _sign_correlations(sample, lags)) if not math.isnan(c)}
+    signs = np.sign(indices[:LAG_SAMPLE]).astype(np.int8)  # one dtype: one compilation of the loop
+    lags = np.array([lag for lag in LAGS if lag < signs.size // 4], np.int64)
+    found = {int(lag): float(c) for lag, c in zip(lags, _sign_correlations(signs, lags)) if not math.isnan(c)}
     strongest = max(found.values(), default=0.0)
     if strongest <= 0.05:
         return 0

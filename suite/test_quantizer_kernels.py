@@ -64,6 +64,7 @@ def reference_values(q, k: np.ndarray) -> np.ndarray:
 
 QUANTIZERS = ([Minifloat(e, m) for e, m in MINIFLOAT_FORMATS] + Minifloat.examples()[len(MINIFLOAT_FORMATS):]
               + [Minifloat(4, 3, zero=True, scale=1e-3), Minifloat(5, 2, bias=3, zero=True, subnormals=True)]
+              + [Minifloat(3, 0, zero=True), Minifloat(4, 0, zero=True, subnormals=True), Minifloat(2, 1)]  # m ≤ 1
               + [MuLaw(2**i, xmax=x) for i in (2, 5, 8, 12, 16) for x in (1.0, 4.0)] + MuLaw.examples()[2:])
 
 

@@ -254,7 +254,7 @@ def power_of_two(k):
 @nb.njit(inline="always")
 def minifloat_index(v, scale, min_normal, max_value, layout):
     """|x|/scale rounded to m mantissa bits on its float64 bit pattern: adding half an ulp of the format
-    (less one, plus the kept lowest bit: ties to even) and shifting gives (exponent, mantissa) at once, a
+    (less one, plus the significand's parity: ties to even) and shifting gives (exponent, mantissa) at once, a
     carry out of the mantissa being the next binade's first value. Below the least normal: the format's
     subnormal, zero or least-normal rule; beyond the largest value: saturated.
     """
@@ -263,7 +263,8 @@ def minifloat_index(v, scale, min_normal, max_value, layout):
     a = abs(xs)
     shift = 52 - m
     bits = float_bits(a)
-    rounded = (bits + ((np.int64(1) << (shift - 1)) - 1) + ((bits >> shift) & 1)) >> shift
+    odd = (bits >> shift) & 1 if m else 1  # the significand's parity: with no mantissa bits it is the implicit 1
+    rounded = (bits + ((np.int64(1) << (shift - 1)) - 1) + odd) >> shift
     normal = min(rounded - ((1023 - bias) << m), ((code_hi + 1) << m) - 1)  # the largest value's pattern at most
     if mode == 2:  # subnormals: multiples of the least normal's quantum
         small = np.int64(np.rint(a * (power_of_two(m) / min_normal)))

@@ -155,3 +155,24 @@ def test_kernels_refuse_an_output_that_overlaps_their_inputs():
     table = np.zeros(4)
     with pytest.raises(ValueError, match="share no memory"):
         kernels.gather(np.zeros(4, np.int64), table, np.int64(0), table)
+
+
+@pytest.mark.property
+@given(exponent_bits=st.integers(0, 6), mantissa_bits=st.integers(0, 6), bias_shift=st.integers(-4, 4),
+       mode=st.sampled_from([{}, {"zero": True}, {"subnormals": True}, {"zero": True, "specials": True}]),
+       scale=st.sampled_from([1.0, 0.375, 1e-3]))
+def test_any_minifloat_format_rounds_like_the_reference(exponent_bits, mantissa_bits, bias_shift, mode, scale):
+    """Formats beyond the seed's: every exponent and mantissa width to 6 bits, shifted biases, each zero/subnormal
+    mode; at every edge between levels, the floats either side, and Laplacian values."""
+    try:
+        q = Minifloat(exponent_bits, mantissa_bits, 2 ** max(exponent_bits - 1, 0) - 1 + bias_shift, scale=scale,
+                      **mode)
+    except ValueError:  # a format with no normal numbers (specials on a 1-bit exponent)
+        return
+    edges = _edges(q)
+    x = np.concatenate([edges, np.nextafter(edges, 0.0), np.nextafter(edges, np.inf),
+                        np.random.default_rng(exponent_bits).laplace(scale=q.max_value * scale, size=500)])
+    x = np.concatenate([x, -x])
+    np.testing.assert_array_equal(q.quantize(x), reference_indices(q, x))
+    k = q.quantize(x)
+    np.testing.assert_array_equal(q.dequantize(k).view(np.int64), reference_values(q, k).view(np.int64))

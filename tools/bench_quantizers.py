@@ -12,6 +12,9 @@ PyTorch and ml_dtypes there and back) do quantize + dequantize only: no entropy.
 the narrowest integer dtype that holds the quantizer's levels (int8 for 8-bit midtread, deadzone,
 affine and μ-law; int16 for 8-bit midrise and minifloat 1/4/3, whose ±128 is no int8; int32 for 1/5/10).
 
+Each ratio is the median over rounds of the case's time over the copy's in the same round (`seconds` is
+that ratio times the copy's median).
+
     python tools/bench_quantizers.py [--n 50000000] [--repeats 9] [--json out.json]
 """
 
@@ -44,6 +47,22 @@ def median_seconds(work, repeats: int) -> float:
         work()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def paired_ratios(works: list, reference, repeats: int) -> tuple[float, list[float]]:
+    """The reference's median seconds and, for each work, the median over `repeats` rounds of its time over the
+    reference's in the same round: each round times the reference and every work in turn, so that a shared
+    machine's drift (this VM's speed changes by a third within a minute) cancels pair by pair."""
+    rounds = []
+    for _ in range(repeats):
+        times = []
+        for work in (reference, *works):
+            start = time.perf_counter()
+            work()
+            times.append(time.perf_counter() - start)
+        rounds.append(times)
+    return (statistics.median(r[0] for r in rounds),
+            [statistics.median(r[i + 1] / r[0] for r in rounds) for i in range(len(works))])
 
 
 def our_quantizers(x: np.ndarray) -> dict:
@@ -110,14 +129,11 @@ def main(argv: list[str] | None = None) -> int:
             full, qdq = (None, work) if peer else work
             for _ in range(3):  # compile, build tables, warm caches
                 (full or qdq)()
-            # the copy is re-measured beside each case so that drift on a shared machine cancels
-            copy = median_seconds(lambda: x.copy(), args.repeats)
-            results[name] = {"copy_seconds": copy, "peer": peer,
-                             "qdq_ratio": median_seconds(qdq, args.repeats) / copy}
+            copy, ratios = paired_ratios([qdq] if peer else [qdq, full], lambda: x.copy(), args.repeats)
+            results[name] = {"copy_seconds": copy, "peer": peer, "qdq_ratio": ratios[0]}
             if not peer:
-                seconds = median_seconds(full, args.repeats)
-                results[name].update(seconds=seconds, ratio=seconds / copy, index_dtype=str(quantizers[name]
-                                     .index_dtype))
+                results[name].update(seconds=ratios[1] * copy, ratio=ratios[1],
+                                     index_dtype=str(quantizers[name].index_dtype))
     rows = []
     for name, r in results.items():
         if r["peer"]:

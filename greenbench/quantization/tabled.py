@@ -125,9 +125,9 @@ class _Tabled(Quantizer):
         idx = as_index_array(q)
         flat = idx.reshape(-1)
         lo, hi = self.index_bounds
-        if hi - lo + 1 > flat.size:  # a table of every level would outweigh the data: of the levels present
+        if hi - lo + 1 > flat.size:  # a table of every level would outweigh the data: the span present
             lo, hi = (int(v) for v in _kernels.index_range(flat)) if flat.size else (0, 0)
-        if hi - lo + 1 > max(flat.size, 1 << 16):  # those too
+        if hi - lo + 1 > max(flat.size, 1 << 16):  # even that span's table would: the values one by one
             values = self._level_values(flat)
             bad = int(np.count_nonzero(np.isnan(values)))
             out = values

@@ -176,3 +176,11 @@ def test_any_minifloat_format_rounds_like_the_reference(exponent_bits, mantissa_
     np.testing.assert_array_equal(q.quantize(x), reference_indices(q, x))
     k = q.quantize(x)
     np.testing.assert_array_equal(q.dequantize(k).view(np.int64), reference_values(q, k).view(np.int64))
+
+
+def test_the_range_of_no_indices_is_an_error_not_a_read_past_the_array():
+    from greenbench.quantization import kernels
+
+    for dtype in (np.int8, np.int64):
+        with pytest.raises(ValueError, match="empty index array"):
+            kernels.index_range(np.empty(0, dtype))

@@ -205,7 +205,9 @@ def _range_of_ranges(ranges):
 
 @functools.partial(_Kernel, combine=_range_of_ranges, elementwise=False)
 def index_range(q):
-    """(least, greatest) of q, as int64."""
+    """(least, greatest) of q, as int64; a ValueError for an empty q (it has neither)."""
+    if q.size == 0:
+        raise ValueError("an empty index array has no range")
     lo = np.int64(q[0])
     hi = np.int64(q[0])
     for i in range(q.size):

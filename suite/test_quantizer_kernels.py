@@ -72,14 +72,14 @@ def _paths(q, x: np.ndarray) -> list[np.ndarray]:
     """The indices of x by every path of q's quantize: μ-law's tables and its rule, minifloat's rule."""
     if isinstance(q, Minifloat):
         return [q.quantize(x)]
-    return [q._indices(x, np.empty(x.size, q.index_dtype), tabled=tabled) for tabled in (True, False)]
+    return [q._indices(x, tabled=tabled) for tabled in (True, False)]
 
 
 def _edges(q) -> np.ndarray:
     """Where the index changes: μ-law's table thresholds (a table must have been built), minifloat's midpoints
     between consecutive values."""
     if isinstance(q, MuLaw):
-        q._indices(np.zeros(1), np.empty(1, q.index_dtype), tabled=True)
+        q._indices(np.zeros(1), tabled=True)
         assert q._tables[2].size, "no table was built"
         return q._tables[0][1:-1]
     k = np.arange(q.index_bounds[1] + 1)

@@ -168,10 +168,9 @@ def _encode_bit(coder, out, models, i, bit):
     else:
         rng = bound
     _adapt(models, i, bit)
-    coder = (low, rng, cache, pending, written)
-    while coder[1] < TOP:
-        coder = _shift_low((coder[0], coder[1] << 8, coder[2], coder[3], coder[4]), out)
-    return coder
+    while rng < TOP:
+        low, rng, cache, pending, written = _shift_low((low, rng << 8, cache, pending, written), out)
+    return low, rng, cache, pending, written
 
 
 @nb.njit(inline="always")
@@ -239,14 +238,14 @@ def _encode(symbols, lengths, lags, capacity):
         start += lengths[t]
     # flush the value in [low, low + range) with the most trailing zero bits, and leave its zero bytes out: the
     # decoder reads zeros past the end
-    low, rng = coder[0], coder[1]
+    low, rng, cache, pending, written = coder
     for bits in range(32, -1, -1):
         mask = (np.int64(1) << bits) - 1
         value = (low + mask) & ~mask
         if value - low < rng:
             low = value
             break
-    coder = (low, rng, coder[2], coder[3], coder[4])
+    coder = (low, rng, cache, pending, written)
     for _ in range(5):
         coder = _shift_low(coder, out)
     written = coder[4]

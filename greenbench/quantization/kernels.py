@@ -254,7 +254,7 @@ def power_of_two(k):
 # Every result equals the float64 reference's (rint(a·2^(m−e))·2^(e−m), ties to even; tested against it).
 
 @nb.njit(inline="always")
-def minifloat_index(v, scale, min_normal, max_value, layout):
+def minifloat_index(v, scale, min_normal, unused, layout):
     """|x|/scale rounded to m mantissa bits on its float64 bit pattern: adding half an ulp of the format
     (less one, plus the significand's parity: ties to even) and shifting gives (exponent, mantissa) at once, a
     carry out of the mantissa being the next binade's first value. Below the least normal: the format's
@@ -279,7 +279,7 @@ def minifloat_index(v, scale, min_normal, max_value, layout):
 
 
 @nb.njit(inline="always")
-def minifloat_value(k, scale, min_normal, max_value, layout):
+def minifloat_value(k, scale, min_normal, unused, layout):
     """The value of index k, built as its float64 bit pattern; NaN for an index the format never produces."""
     m, bias, code_lo, code_hi, mode, offset = layout
     mag = abs(k) - offset

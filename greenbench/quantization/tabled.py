@@ -16,7 +16,6 @@ from greenbench.quantization.base import (
     Quantizer,
     cast_output,
     check_levels,
-    kernel_input,
     kernel_output,
     raise_if_bad,
     register_quantizer,
@@ -103,30 +102,27 @@ class _Tabled(Quantizer):
                 lo = mid
         return float(np.array([hi]).view(np.float64)[0])
 
-    def _indices(self, arr: np.ndarray, out: np.ndarray, tabled: bool | None = None) -> np.ndarray:
-        """Indices of `arr` into `out`; `tabled` forces a path (None: by size)."""
+    def _indices(self, x: Any, tabled: bool | None = None) -> np.ndarray:
+        """Indices of x; `tabled` forces a path (None: by size)."""
+        arr = as_float_array(x)
         if tabled is None:
             tabled = arr.size >= self.TABLE_ELEMENTS_PER_LEVEL * self._magnitudes()
         tabled = tabled and self._magnitudes() <= self.TABLE_MAX_MAGNITUDES
         if tabled and self._tables is None:
             self._tables = self._build_tables()
         if tabled and self._tables[2].size:
-            bad = _kernels.step_indices(kernel_input(arr), out, *self._tables)
-        else:
-            bad = self._exact_indices(kernel_input(arr), out)
-        raise_if_bad(bad, "input holds {bad} non-finite value(s) (NaN or inf)")
-        return out.reshape(arr.shape)
+            return self._quantize_with(_kernels.step_indices, arr, *self._tables)
+        return self._quantize_with(self._exact_indices, arr)
 
     def quantize(self, x: Any) -> np.ndarray:
-        arr = as_float_array(x)
-        return self._indices(arr, np.empty(arr.size, dtype=self.index_dtype))
+        return self._indices(x)
 
     def dequantize(self, q: Any, dtype: Any = np.float64) -> np.ndarray:
         idx = as_index_array(q)
         flat = idx.reshape(-1)
         lo, hi = self.index_bounds
         if hi - lo + 1 > flat.size:  # a table of every level would outweigh the data: the span present
-            lo, hi = (int(v) for v in _kernels.index_range(flat)) if flat.size else (0, 0)
+            lo, hi = (int(v) for v in _kernels.index_range(flat))
         if hi - lo + 1 > max(flat.size, 1 << 16):  # even that span's table would: the values one by one
             values = self._level_values(flat)
             bad = int(np.count_nonzero(np.isnan(values)))
@@ -256,10 +252,11 @@ class Minifloat(Quantizer):
         return 2 * (normals + subs) + (1 if self.zero else 0)
 
     def _args(self) -> tuple:
-        """The arguments of the compiled rules after the element: scale, min normal, max value, layout."""
+        """The arguments of the compiled rules after the element: scale, min normal, a slot they leave unused (the
+        loops pass four; the largest value is the largest bit pattern, in the layout), layout."""
         mode = 2 if self.subnormals else 1 if self.zero else 0
         layout = (self.mantissa_bits, self.bias, self._code_lo, self._code_hi, mode, self._offset)
-        return self.scale, self.min_normal, self.max_value, tuple(np.int64(v) for v in layout)
+        return self.scale, self.min_normal, 0.0, tuple(np.int64(v) for v in layout)
 
     def quantize(self, x: Any) -> np.ndarray:
         return self._quantize_with(_kernels.minifloat_indices, x, *self._args())

@@ -68,7 +68,7 @@ class _UniformBase(Quantizer):
     def _run_quantize(self, x: Any, delta: float, kernel: Any) -> np.ndarray:
         out = self._quantize_with(kernel, x, self.step, delta, self.qmax, 0)
         flat = out.reshape(-1)
-        if self.levels is None and flat.size:  # step-only: an index clipped at the limit would be a wrong value
+        if self.levels is None:  # step-only: an index clipped at the limit would be a wrong value
             lo, hi = _kernels.index_range(flat)
             if max(-int(lo), int(hi)) >= UNBOUNDED:
                 value = as_float_array(x).reshape(-1)[int(np.flatnonzero(np.abs(flat) >= UNBOUNDED)[0])]

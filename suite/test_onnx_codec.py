@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import onnx
 import pytest
@@ -9,13 +11,13 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from greenbench.coding.container import decode_container, encode_container
+from greenbench.coding.container import CONTAINER_VERSION, decode_container, encode_container
 from greenbench.coding.weights import OnnxCodecError, flat_weights, load_onnx, quantize_model, weight_names, weights
 from greenbench.nn.models import CIFAR_NETWORKS, build_network, network_spec
 from greenbench.nn.onnx_eval import export_onnx, run_onnx
 from greenbench.quantization.base import quantizer_examples
 from greenbench.quantization.tabled import Minifloat, MuLaw
-from greenbench.quantization.uniform import Deadzone, Midtread
+from greenbench.quantization.uniform import Deadzone, Midrise, Midtread
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +87,25 @@ def test_real_compression_ratio_is_at_least_32_over_h(lenet):
 def test_damaged_container_raises_clear_error(container, mangle, problem):
     with pytest.raises(OnnxCodecError, match=problem):
         decode_container(mangle(container.data))
+
+
+FORMAT_4 = Path(__file__).parents[1] / "fixtures" / "container-format-4"  # by greenbench 1e9ad6d, of model.onnx
+
+
+@pytest.mark.parametrize("name, quantizer", [
+    ("minifloat-1-4-3", Minifloat(4, 3)),  # zero-less: its positive indices are renumbered from 0 in format 5
+    ("minifloat-1-4-3-zero", Minifloat(4, 3, zero=True)),
+    ("midrise-64", Midrise(levels=64, xmax=1.0)),
+])
+def test_format_4_containers_decode_to_the_same_model(name, quantizer):
+    proto = load_onnx((FORMAT_4 / "model.onnx").read_bytes())
+    data = (FORMAT_4 / f"{name}.v4.gbnnc").read_bytes()
+    assert data[5] == 4 and CONTAINER_VERSION == 5
+    restored = weights(decode_container(data))
+    for tensor, expected in weights(quantize_model(proto, quantizer).proto).items():
+        np.testing.assert_array_equal(restored[tensor], expected)
+    with pytest.raises(OnnxCodecError, match="format 3 is not supported"):
+        decode_container(data[:5] + b"\x03" + data[6:])
 
 
 @pytest.fixture(scope="module")

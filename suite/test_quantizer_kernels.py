@@ -39,11 +39,12 @@ def minifloat_reference_quantize(q: Minifloat, x: np.ndarray) -> np.ndarray:
     normal = v >= q.min_normal
     scale = np.where(normal, np.ldexp(1.0, m - exp), 1.0 / math.ldexp(1.0, 1 - q.bias - m))
     mag = (np.where(normal, exp + q.bias, 0) << m) + np.rint(v * scale).astype(np.int64) - np.where(normal, 2**m, 0)
-    return np.where(xs < 0, -(mag + q._offset), mag + q._offset)
+    return np.where(xs < 0, -mag - (not q.zero), mag)
 
 
 def minifloat_reference_values(q: Minifloat, k: np.ndarray) -> np.ndarray:
-    mag = np.abs(k.astype(np.int64)) - q._offset
+    k = k.astype(np.int64)
+    mag = np.where(k >= 0, k, -k - (not q.zero))
     code, mant = mag >> q.mantissa_bits, mag & (2**q.mantissa_bits - 1)
     v = np.where(code >= q._code_lo, np.ldexp(1.0 + mant / 2.0**q.mantissa_bits, code - q.bias),
                  mant * math.ldexp(1.0, 1 - q.bias - q.mantissa_bits))
@@ -142,6 +143,21 @@ def test_parallel_kernels_on_large_data_give_the_small_data_results():
         indices = q.quantize(clean)
         np.testing.assert_array_equal(indices, reference_indices(q, clean))
         np.testing.assert_array_equal(q.dequantize(indices), reference_values(q, indices))
+
+
+@pytest.mark.parametrize("size", [1, 3, 4, 5, 300_003])
+@pytest.mark.parametrize("bins", [1, 7, 4096, 4097, 40_000])
+def test_index_histogram_counts_every_index(size, bins):
+    """Both paths (four interleaved tables up to 4,096 bins, one beyond), sizes that leave 1-3 elements after the
+    groups of four, and chunks on threads: counts equal numpy's bincount."""
+    from greenbench.quantization import kernels
+
+    rng = np.random.default_rng(size + bins)
+    lo = -(bins // 2)
+    q = (rng.integers(0, bins, size) + lo).astype(np.int32)
+    q[: size // 3] = lo + bins - 1  # a run of one index (one counter's stores in a row)
+    np.testing.assert_array_equal(kernels.index_histogram(q, np.int64(lo), bins),
+                                  np.bincount(q.astype(np.int64) - lo, minlength=bins))
 
 
 def test_kernels_refuse_an_output_that_overlaps_their_inputs():

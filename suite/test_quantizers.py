@@ -100,6 +100,23 @@ def test_minifloat_formats_of_table_3_5():
     np.testing.assert_array_equal(q.reconstruct(np.array([0.0, 1e-9, 1e9, -3.3])), [2**-7, 2**-7, 480.0, -3.25])
 
 
+@pytest.mark.parametrize("exponent_bits, mantissa_bits, zero, dtype", [
+    (5, 10, False, np.int16), (4, 3, False, np.int8), (4, 3, True, np.int8), (5, 10, True, np.int16)])
+def test_minifloat_indices_number_its_levels_contiguously(exponent_bits, mantissa_bits, zero, dtype):
+    """Every level once, in order: the zero-less formats' 2^(1+E+M) levels are exactly int(1+E+M)'s range."""
+    q = Minifloat(exponent_bits, mantissa_bits, zero=zero)
+    lo, hi = q.index_bounds
+    assert q.index_dtype == dtype and (lo, hi) == ((np.iinfo(dtype).min, np.iinfo(dtype).max) if not zero
+                                                    else (-np.iinfo(dtype).max, np.iinfo(dtype).max))
+    k = np.arange(lo, hi + 1)
+    valid = ~q.invalid_indices(k)
+    values = q.dequantize(k[valid])
+    assert np.all(np.diff(values) > 0) and valid.sum() == q.max_levels
+    np.testing.assert_array_equal(q.quantize(values), k[valid])
+    least = 0 if not zero else 1 << mantissa_bits  # the least normal's bit pattern
+    assert q.quantize(np.array([q.min_normal, -q.min_normal])).tolist() == [least, -least - (not zero)]
+
+
 def test_minifloat_rounds_ties_to_even():
     q = Minifloat(3, 2)  # spacing 0.25 in [1, 2)
     np.testing.assert_array_equal(q.reconstruct(np.array([1.125, 1.375, 1.625, 1.875])), [1.0, 1.5, 1.5, 2.0])

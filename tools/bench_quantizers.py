@@ -10,7 +10,7 @@ casts for minifloat; μ-law has none), which issue 23 asks it to be within 1.5×
 (PyTorch's fake_quantize_per_tensor_affine and quantize_per_tensor + dequantize, the float8 casts of
 PyTorch and ml_dtypes there and back) do quantize + dequantize only: no entropy. Our indices come in
 the narrowest integer dtype that holds the quantizer's levels (int8 for 8-bit midtread, deadzone,
-affine and μ-law; int16 for 8-bit midrise and minifloat 1/4/3, whose ±128 is no int8; int32 for 1/5/10).
+affine, μ-law and minifloat 1/4/3; int16 for 8-bit midrise, whose ±128 is no int8, and for 1/5/10).
 
 Each ratio is the median over rounds of the case's time over the copy's in the same round (`seconds` is
 that ratio times the copy's median).

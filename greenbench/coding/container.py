@@ -33,16 +33,32 @@ from greenbench.coding.weights import (
 from greenbench.quantization.base import Quantizer, make_quantizer
 
 MAGIC = b"GBNNC"
-# 4: the header identifies the reconstruction (3: without it; 2: one static range-coded stream)
-CONTAINER_VERSION = 4
+# 5: a zero-less minifloat's negative levels are numbered from −1 (4: its levels were ±1 … ±2^n, read and
+# renumbered; 4 also started identifying the reconstruction; 3: without it; 2: one static range-coded stream)
+CONTAINER_VERSION = 5
+READABLE_VERSIONS = (4, 5)
 
 
-def reconstruction_sha256(quantizer: Quantizer, indices: np.ndarray) -> str:
+def reconstruction_sha256(quantizer: Quantizer, indices: np.ndarray, stored: np.ndarray | None = None) -> str:
     """sha256 of the distinct indices and their float32 reconstructions: two quantizers of one name and
-    parameters that reconstruct differently (a user's, say) cannot decode each other's containers."""
-    distinct = np.unique(indices).astype("<i8")
+    parameters that reconstruct differently (a user's, say) cannot decode each other's containers.
+
+    `stored` are the indices as an older format wrote them, which its hash was taken of."""
+    if stored is None:
+        distinct = named = np.unique(indices)
+    else:
+        distinct, first = np.unique(indices, return_index=True)
+        named = stored[first]
     values = quantizer.dequantize(distinct, dtype=np.float32).astype("<f4")
-    return hashlib.sha256(distinct.tobytes() + values.tobytes()).hexdigest()
+    return hashlib.sha256(named.astype("<i8").tobytes() + values.tobytes()).hexdigest()
+
+
+def _renumbered_from_version_4(quantizer: Quantizer, indices: np.ndarray) -> np.ndarray:
+    """Format 4 numbered a zero-less minifloat's positive levels from +1; 5 numbers them from 0 (so that a
+    16-bit format fits int16). Every other quantizer's indices are unchanged."""
+    if quantizer.name == "minifloat" and not quantizer.params.get("zero", True):
+        return np.where(indices > 0, indices - 1, indices)
+    return indices
 
 @dataclass(frozen=True)
 class Container:
@@ -93,9 +109,10 @@ def decode_container(data: bytes, quantizer: Quantizer | None = None) -> onnx.Mo
     data = bytes(data)
     if not data.startswith(MAGIC) or len(data) < len(MAGIC) + 1 + 4:
         raise OnnxCodecError("not a greenbench model container (bad magic or too short)")
-    if data[len(MAGIC)] != CONTAINER_VERSION:
-        raise OnnxCodecError(f"model container format {data[len(MAGIC)]} is not supported "
-                             f"(this greenbench reads format {CONTAINER_VERSION})")
+    version = data[len(MAGIC)]
+    if version not in READABLE_VERSIONS:
+        raise OnnxCodecError(f"model container format {version} is not supported "
+                             f"(this greenbench reads formats {', '.join(map(str, READABLE_VERSIONS))})")
     data = checked_body(data, "model container", OnnxCodecError)
     pos = len(MAGIC) + 1
     (header_len,) = struct.unpack_from("<I", data, pos)
@@ -137,9 +154,10 @@ def decode_container(data: bytes, quantizer: Quantizer | None = None) -> onnx.Mo
     if [t.size for t in coded] != sizes:
         raise OnnxCodecError(f"model container holds tensors of {[t.size for t in coded]} weights, its header "
                              f"lists {sizes}")
-    indices = np.concatenate(coded)
+    stored = np.concatenate(coded)
+    indices = stored if version == CONTAINER_VERSION else _renumbered_from_version_4(quantizer, stored)
     try:
-        if reconstruction_sha256(quantizer, indices) != expected_reconstruction:
+        if reconstruction_sha256(quantizer, indices, stored) != expected_reconstruction:
             raise OnnxCodecError(f"{quantizer!r} reconstructs this container's indices to other values than the "
                                  "quantizer it was coded with (same name and parameters, another reconstruction)")
         restored = with_weights(proto, split_weights(quantizer.dequantize(indices), shapes))

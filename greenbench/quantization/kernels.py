@@ -161,15 +161,13 @@ def affine_value(k, scale, zero_point, qmin, qmax):
 
 
 def _indices_loop(x, out, a, b, c, d):
-    """out[i] = rule(x[i], a, b, c, d); returns how many inputs were NaN or inf."""
+    """out[i] = rule(x[i], a, b, c, d), rule(0) for NaN or inf; returns how many inputs were NaN or inf."""
     bad = 0
     for i in range(x.size):
         v = np.float64(x[i])
-        if math.isfinite(v):
-            out[i] = rule(v, a, b, c, d)  # noqa: F821 - the global `_for_rule` binds
-        else:
-            bad += 1
-            out[i] = 0
+        finite = math.isfinite(v)
+        bad += np.int64(not finite)  # a sum and a select, not an if: the loop vectorises
+        out[i] = rule(v if finite else 0.0, a, b, c, d)  # noqa: F821 - the global `_for_rule` binds
     return bad
 
 
@@ -219,11 +217,36 @@ def index_range(q):
 
 @functools.partial(_Kernel, elementwise=False)
 def index_histogram(q, lo, bins):
-    """Counts of q − lo in [0, bins): one pass (a histogram per chunk, summed)."""
+    """Counts of q − lo, every one in [0, bins): one pass (a histogram per chunk, summed).
+
+    Up to 4,096 bins, four interleaved int32 tables: a run of equal indices then does not wait on one
+    counter's store, and the tables stay in L1 (2.5 ms instead of 5 ms for 20 M int8 indices on 2 threads).
+    The int32 counts are added to the int64 ones every 2^30 elements, before they could overflow.
+    """
     counts = np.zeros(bins, np.int64)
-    for i in range(q.size):
-        counts[q[i] - lo] += 1
+    ways = 4 if bins <= 4096 else 1
+    part = np.zeros(ways * bins, np.int32)
+    for start in range(0, q.size, 1 << 30):
+        _count(q[start:start + (1 << 30)], lo, bins, ways, part)
+        for way in range(ways):
+            for b in range(bins):
+                counts[b] += part[way * bins + b]
+        part[:] = 0
     return counts
+
+
+@nb.njit(inline="always")
+def _count(q, lo, bins, ways, part):
+    # loops from 0 and unsigned offsets: no negative-index wraparound checks (a third of the time at 30 k bins)
+    groups = q.size // 4 if ways == 4 else 0
+    for g in range(groups):
+        part[np.uint64(np.int64(q[4 * g]) - lo)] += 1
+        part[np.uint64(bins + np.int64(q[4 * g + 1]) - lo)] += 1
+        part[np.uint64(2 * bins + np.int64(q[4 * g + 2]) - lo)] += 1
+        part[np.uint64(3 * bins + np.int64(q[4 * g + 3]) - lo)] += 1
+    rest = q[4 * groups:]
+    for i in range(rest.size):
+        part[np.uint64(np.int64(rest[i]) - lo)] += 1
 
 
 # Bit access to float64 (LLVM bitcasts): minifloat rounding and values computed on bit patterns, without
@@ -250,7 +273,8 @@ def power_of_two(k):
 
 
 # Minifloat (thesis Eqs. 2.29–2.30). `layout` is (mantissa bits, bias, lowest and highest normal
-# exponent code, subnormal mode, index offset); mode 0: no zero, 1: zero, 2: zero and subnormals.
+# exponent code, subnormal mode); mode 0: no zero, 1: zero, 2: zero and subnormals. The index of a
+# magnitude with bit pattern p is p if positive, −p if negative, −1 − p if negative and there is no zero.
 # Every result equals the float64 reference's (rint(a·2^(m−e))·2^(e−m), ties to even; tested against it).
 
 @nb.njit(inline="always")
@@ -260,7 +284,7 @@ def minifloat_index(v, scale, min_normal, unused, layout):
     carry out of the mantissa being the next binade's first value. Below the least normal: the format's
     subnormal, zero or least-normal rule; beyond the largest value: saturated.
     """
-    m, bias, code_lo, code_hi, mode, offset = layout
+    m, bias, code_lo, code_hi, mode = layout
     xs = v / scale
     a = abs(xs)
     shift = 52 - m
@@ -274,15 +298,15 @@ def minifloat_index(v, scale, min_normal, unused, layout):
         small = np.int64(0) if a <= min_normal / 2 else code_lo << m
     else:  # no zero: the least normal
         small = code_lo << m
-    mag = (normal if a >= min_normal else small) + offset
-    return -mag if xs < 0 else mag
+    mag = normal if a >= min_normal else small
+    return -mag - np.int64(mode == 0) if xs < 0 else mag
 
 
 @nb.njit(inline="always")
 def minifloat_value(k, scale, min_normal, unused, layout):
     """The value of index k, built as its float64 bit pattern; NaN for an index the format never produces."""
-    m, bias, code_lo, code_hi, mode, offset = layout
-    mag = abs(k) - offset
+    m, bias, code_lo, code_hi, mode = layout
+    mag = k if k >= 0 else -k - np.int64(mode == 0)
     code = mag >> m
     mant = mag & ((np.int64(1) << m) - 1)
     normal = bits_float(((code - bias + 1023) << 52) | (mant << (52 - m)))  # garbage where not valid: replaced
@@ -312,9 +336,9 @@ def step_indices(x, out, thresholds, codes, table, first, shift, sign_from, cons
     for i in range(x.size):
         v = np.float64(x[i])
         a = abs(v)
-        r = np.int64(table[min(max((float_bits(a) >> shift) - first, 0), last)])
-        r += a >= thresholds[r + 1]
-        k = low + r if consecutive else np.int64(codes[r])  # loop-invariant: compiled as two loops
+        r = np.uint64(table[np.uint64(min(max((float_bits(a) >> shift) - first, 0), last))])
+        r += np.uint64(a >= thresholds[r + np.uint64(1)])  # unsigned: no negative-index wraparound checks
+        k = low + np.int64(r) if consecutive else np.int64(codes[r])  # loop-invariant: compiled as two loops
         finite = a < np.inf
         bad += np.int64(not finite)
         out[i] = (-k if (v < 0) & (a >= sign_from) else k) if finite else 0
@@ -329,7 +353,7 @@ def gather(q, out, lo, table):
     last = table.size - 1
     for i in range(q.size):
         k = np.int64(q[i]) - lo
-        r = table[min(max(k, 0), last)]
+        r = table[np.uint64(min(max(k, 0), last))]
         bad += np.int64((r != r) | (k < 0) | (k > last))  # counted without a branch
         out[i] = r
     return bad

@@ -209,7 +209,9 @@ class Minifloat(Quantizer):
     reserved), `subnormals` puts subnormals there (implies zero), `specials` reserves the top
     exponent code for inf/NaN. Out-of-range magnitudes saturate to the largest/smallest value; values
     are quantized as x/scale and reconstructed times scale. The default bias is 2^(E−1) − 1 (0 for E = 0).
-    Indices are the sign times the IEEE bit pattern of the magnitude (plus one where there is no zero).
+    The index of a value whose magnitude has IEEE bit pattern p is p if it is positive and −p if negative
+    (±0: 0); without a zero, a negative one's is −1 − p, so that a 16-bit format's indices are int16's
+    −2^15 … 2^15 − 1 and an 8-bit one's int8's.
     """
 
     name = "minifloat"
@@ -230,7 +232,6 @@ class Minifloat(Quantizer):
         self._code_hi = 2**self.exponent_bits - (2 if self.specials else 1)
         if self._code_hi < self._code_lo:
             raise ValueError(f"minifloat 1/{exponent_bits}/{mantissa_bits} with these options has no normal numbers")
-        self._offset = 0 if self.zero else 1
         m = self.mantissa_bits
         top, bottom = self._code_hi - self.bias, self._code_lo - self.bias - m
         # computed in float64, whose subnormals lose the exponent the kernel reads: its normal range only
@@ -255,7 +256,7 @@ class Minifloat(Quantizer):
         """The arguments of the compiled rules after the element: scale, min normal, a slot they leave unused (the
         loops pass four; the largest value is the largest bit pattern, in the layout), layout."""
         mode = 2 if self.subnormals else 1 if self.zero else 0
-        layout = (self.mantissa_bits, self.bias, self._code_lo, self._code_hi, mode, self._offset)
+        layout = (self.mantissa_bits, self.bias, self._code_lo, self._code_hi, mode)
         return self.scale, self.min_normal, 0.0, tuple(np.int64(v) for v in layout)
 
     def quantize(self, x: Any) -> np.ndarray:
@@ -263,15 +264,16 @@ class Minifloat(Quantizer):
 
     @property
     def index_bounds(self) -> tuple[int, int]:
-        top = ((self._code_hi + 1) << self.mantissa_bits) - 1 + self._offset  # the largest magnitude's bit pattern
-        return -top, top
+        top = ((self._code_hi + 1) << self.mantissa_bits) - 1  # the largest magnitude's bit pattern
+        return -top - (not self.zero), top
 
     def invalid_indices(self, q: np.ndarray) -> np.ndarray:
-        mag = np.abs(np.asarray(q, dtype=np.int64)) - self._offset
+        q = np.asarray(q, dtype=np.int64)
+        mag = np.where(q >= 0, q, -q - (not self.zero))
         code, mant = mag >> self.mantissa_bits, mag & (2**self.mantissa_bits - 1)
         reserved = (code < self._code_lo) & ~((code == 0) & self.zero)  # code 0 is zero/subnormal when reserved
         stray_subnormal = (code == 0) & (mant != 0) & self.zero & (not self.subnormals)
-        return (mag < 0) | (code > self._code_hi) | reserved | stray_subnormal
+        return (mag < 0) | (code > self._code_hi) | reserved | stray_subnormal  # mag < 0: −q overflowed (−2^63)
 
     def dequantize(self, q: Any, dtype: Any = np.float64) -> np.ndarray:
         return self._dequantize_with(_kernels.minifloat_values, q, dtype, *self._args())

@@ -260,6 +260,13 @@ def float_bits(typingctx, x):
 
 
 @intrinsic
+def float32_bits(typingctx, x):
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], llvm_ir.IntType(32))
+    return types.int32(types.float32), codegen
+
+
+@intrinsic
 def bits_float(typingctx, b):
     def codegen(context, builder, signature, args):
         return builder.bitcast(args[0], llvm_ir.DoubleType())
@@ -339,6 +346,26 @@ def step_indices(x, out, thresholds, codes, table, first, shift, sign_from, cons
         r = np.uint64(table[np.uint64(min(max((float_bits(a) >> shift) - first, 0), last))])
         r += np.uint64(a >= thresholds[r + np.uint64(1)])  # unsigned: no negative-index wraparound checks
         k = low + np.int64(r) if consecutive else np.int64(codes[r])  # loop-invariant: compiled as two loops
+        finite = a < np.inf
+        bad += np.int64(not finite)
+        out[i] = (-k if (v < 0) & (a >= sign_from) else k) if finite else 0
+    return bad
+
+
+@_Kernel
+def step_indices_float32(x, out, packed, codes, first, shift, sign_from, consecutive):
+    """`step_indices` for float32 x in one table load instead of two: packed[bucket] holds the bucket's starting
+    rank (high 32 bits) and the bit pattern of the least float32 ≥ the one threshold in the bucket (low 32
+    bits); non-negative floats order as their bit patterns do, so one integer comparison finishes."""
+    bad = 0
+    last = packed.size - 1
+    low = np.int64(codes[0])
+    for i in range(x.size):
+        v = x[i]
+        a = abs(v)
+        entry = packed[np.uint64(min(max((float_bits(np.float64(a)) >> shift) - first, 0), last))]
+        r = (entry >> 32) + np.int64(np.int64(float32_bits(a)) >= (entry & 0xFFFFFFFF))
+        k = low + r if consecutive else np.int64(codes[np.uint64(r)])  # loop-invariant: compiled as two loops
         finite = a < np.inf
         bad += np.int64(not finite)
         out[i] = (-k if (v < 0) & (a >= sign_from) else k) if finite else 0

@@ -39,6 +39,7 @@ class _Tabled(Quantizer):
     MAX_BUCKET_BITS = 20
 
     _tables: tuple | None = None
+    _tables_float32: np.ndarray | None = None
 
     @abstractmethod
     def _exact_indices(self, flat: np.ndarray, out: np.ndarray) -> int:
@@ -87,6 +88,17 @@ class _Tabled(Quantizer):
             return thresholds, codes, table, np.int64(first), np.int64(shift), sign_from, consecutive
         return thresholds, codes, np.empty(0, np.int32), np.int64(0), np.int64(0), sign_from, consecutive
 
+    @staticmethod
+    def _float32_table(thresholds: np.ndarray, table: np.ndarray) -> np.ndarray:
+        """`step_indices_float32`'s table: per bucket, its starting rank and the bit pattern of the least
+        float32 at or above the threshold that ends it (a float32 x is at or above the one iff at or above
+        the other)."""
+        ends = thresholds[table.astype(np.int64) + 1]
+        with np.errstate(over="ignore"):
+            ends32 = ends.astype(np.float32)
+        ends32 = np.where(ends32.astype(np.float64) < ends, np.nextafter(ends32, np.float32(np.inf)), ends32)
+        return (table.astype(np.int64) << 32) | ends32.astype(np.float32).view(np.uint32).astype(np.int64)
+
     def _signs_agree(self, a: float) -> bool:
         out = np.empty(2, np.int64)
         self._exact_indices(np.array([a, -a]), out)
@@ -109,8 +121,13 @@ class _Tabled(Quantizer):
             tabled = arr.size >= self.TABLE_ELEMENTS_PER_LEVEL * self._magnitudes()
         tabled = tabled and self._magnitudes() <= self.TABLE_MAX_MAGNITUDES
         if tabled and self._tables is None:
-            self._tables = self._build_tables()
+            tables = self._build_tables()
+            self._tables_float32 = self._float32_table(tables[0], tables[2])  # first: a thread may see `_tables` set
+            self._tables = tables
         if tabled and self._tables[2].size:
+            if arr.dtype.itemsize <= 4:  # float16 and float32 reach the kernels as float32
+                _, codes, _, *rest = self._tables
+                return self._quantize_with(_kernels.step_indices_float32, arr, self._tables_float32, codes, *rest)
             return self._quantize_with(_kernels.step_indices, arr, *self._tables)
         return self._quantize_with(self._exact_indices, arr)
 

@@ -154,8 +154,10 @@ def decode_container(data: bytes, quantizer: Quantizer | None = None) -> onnx.Mo
     if [t.size for t in coded] != sizes:
         raise OnnxCodecError(f"model container holds tensors of {[t.size for t in coded]} weights, its header "
                              f"lists {sizes}")
-    stored = np.concatenate(coded)
-    indices = stored if version == CONTAINER_VERSION else _renumbered_from_version_4(quantizer, stored)
+    indices = np.concatenate(coded)
+    stored = None
+    if version < CONTAINER_VERSION:
+        stored, indices = indices, _renumbered_from_version_4(quantizer, indices)
     try:
         if reconstruction_sha256(quantizer, indices, stored) != expected_reconstruction:
             raise OnnxCodecError(f"{quantizer!r} reconstructs this container's indices to other values than the "

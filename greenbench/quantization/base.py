@@ -7,10 +7,10 @@ name; `examples()` of each registered class lists the configurations the common 
 
 Index conventions: indices are signed and contiguous, 0 is the zero level where there is one
 (where there is none, midrise leaves 0 unused as thesis Eq. 2.23 does, and minifloat numbers its
-negative levels from −1), and reconstruction is monotone non-decreasing in the index. A quantizer that declares its
-`index_bounds` gives its indices in the narrowest signed integer dtype that holds them (int8 for
-an 8-bit midtread: a quarter of int32's memory traffic), and dequantizes indices of any integer
-dtype to the same values.
+negative levels from −1), and reconstruction is monotone non-decreasing in the index. A quantizer
+that declares its `index_bounds` gives its indices in the narrowest signed integer dtype that holds
+them (int8 for an 8-bit midtread: a quarter of int32's memory traffic), and dequantizes indices of
+any integer dtype to the same values.
 """
 
 from __future__ import annotations

@@ -334,21 +334,25 @@ minifloat_values = _for_rule(_values_loop, minifloat_value, "minifloat_values")
 # start; one comparison finishes. An element costs two or three loads from tables in cache (one or two for
 # float32 x: `step_indices_float32`) and no transcendental function.
 
+@nb.njit(inline="always")
+def _ranked_index(v, a, r, codes, sign_from, consecutive):
+    """The index of x = v (a = |v|) of rank r; 0 for NaN or inf, which the loops count."""
+    k = np.int64(codes[0]) + r if consecutive else np.int64(codes[np.uint64(r)])  # loop-invariant: two loops
+    return (-k if (v < 0) & (a >= sign_from) else k) if a < np.inf else 0
+
+
 @_Kernel
 def step_indices(x, out, thresholds, codes, table, first, shift, sign_from, consecutive):
     """out[i] = the index of x[i] through the tables; returns how many inputs were NaN or inf."""
     bad = 0
     last = table.size - 1
-    low = np.int64(codes[0])
     for i in range(x.size):
         v = np.float64(x[i])
         a = abs(v)
         r = np.uint64(table[np.uint64(min(max((float_bits(a) >> shift) - first, 0), last))])
         r += np.uint64(a >= thresholds[r + np.uint64(1)])  # unsigned: no negative-index wraparound checks
-        k = low + np.int64(r) if consecutive else np.int64(codes[r])  # loop-invariant: compiled as two loops
-        finite = a < np.inf
-        bad += np.int64(not finite)
-        out[i] = (-k if (v < 0) & (a >= sign_from) else k) if finite else 0
+        bad += np.int64(not (a < np.inf))
+        out[i] = _ranked_index(v, a, np.int64(r), codes, sign_from, consecutive)
     return bad
 
 
@@ -359,16 +363,13 @@ def step_indices_float32(x, out, packed, codes, first, shift, sign_from, consecu
     bits); non-negative floats order as their bit patterns do, so one integer comparison finishes."""
     bad = 0
     last = packed.size - 1
-    low = np.int64(codes[0])
     for i in range(x.size):
         v = x[i]
         a = abs(v)
         entry = packed[np.uint64(min(max((float_bits(np.float64(a)) >> shift) - first, 0), last))]
         r = (entry >> 32) + np.int64(np.int64(float32_bits(a)) >= (entry & 0xFFFFFFFF))
-        k = low + r if consecutive else np.int64(codes[np.uint64(r)])  # loop-invariant: compiled as two loops
-        finite = a < np.inf
-        bad += np.int64(not finite)
-        out[i] = (-k if (v < 0) & (a >= sign_from) else k) if finite else 0
+        bad += np.int64(not (a < np.inf))
+        out[i] = _ranked_index(v, a, r, codes, sign_from, consecutive)
     return bad
 
 

@@ -97,7 +97,7 @@ class _Tabled(Quantizer):
         with np.errstate(over="ignore"):
             ends32 = ends.astype(np.float32)
         ends32 = np.where(ends32.astype(np.float64) < ends, np.nextafter(ends32, np.float32(np.inf)), ends32)
-        return (table.astype(np.int64) << 32) | ends32.astype(np.float32).view(np.uint32).astype(np.int64)
+        return (table.astype(np.int64) << 32) | ends32.view(np.uint32).astype(np.int64)
 
     def _signs_agree(self, a: float) -> bool:
         out = np.empty(2, np.int64)
